@@ -1,0 +1,99 @@
+"""Couplings of a noise batch and a data batch, on the squared Euclidean cost of flattened samples.
+
+* ``independent``: keep the pairs as drawn.
+* ``ot``: exact minibatch OT with POT's network simplex (``ot.emd``). With uniform weights and equal
+  batch sizes the optimal plan is a permutation; we read it off the plan and reorder x1, so no point
+  is duplicated or dropped (sampling the plan with replacement would do both).
+* ``sinkhorn``: entropic OT (``ot.sinkhorn``, log-domain option); each x0 keeps its row and draws its
+  partner from the row's conditional, so the x0 marginal is exact.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import ot
+import torch
+
+COUPLINGS = ("independent", "ot", "sinkhorn")
+
+
+def squared_cost(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
+    """Pairwise squared distances of flattened batches, as float64 numpy for POT."""
+    a = x0.detach().reshape(x0.shape[0], -1).double().cpu()
+    b = x1.detach().reshape(x1.shape[0], -1).double().cpu()
+    # ||a||^2 + ||b||^2 - 2ab is fast but can dip below 0 by rounding; clamp keeps POT happy.
+    cost = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return cost.clamp_min_(0.0).numpy()
+
+
+def ot_permutation(cost: np.ndarray) -> np.ndarray:
+    """Exact OT assignment for equal-size uniform batches: ``perm[i]`` is the partner of row i."""
+    n, m = cost.shape
+    if n != m:
+        raise ValueError(f"exact OT pairing needs equal batch sizes, got {n} and {m}")
+    plan, log = ot.emd(np.empty(0), np.empty(0), cost, numItermax=max(100_000, 50 * n * n), log=True)
+    if log.get("result_code", 1) != 1:
+        raise RuntimeError(f"ot.emd did not reach an optimal plan: {log.get('warning')}")
+    perm = plan.argmax(axis=1)
+    # A vertex of the Birkhoff polytope is a permutation; anything else means the solver misbehaved.
+    if len(np.unique(perm)) != n:
+        raise RuntimeError("ot.emd returned a plan that is not a permutation; refusing to pair")
+    return perm
+
+
+@dataclass
+class Coupling:
+    """Pairs ``(x0, x1)`` batches; ``last_seconds`` is the time the last OT solve took."""
+
+    kind: str = "independent"
+    reg: float = 0.05
+    log_domain: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kind not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {COUPLINGS}, got {self.kind!r}")
+        if not self.reg > 0:
+            raise ValueError(f"sinkhorn reg must be > 0, got {self.reg}")
+        self.last_seconds = 0.0
+
+    @property
+    def independent(self) -> bool:
+        return self.kind == "independent"
+
+    def pair(
+        self, x0: torch.Tensor, x1: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(x0, x1')`` where ``x1'`` is x1 reordered (or resampled, for Sinkhorn) to pair with x0."""
+        if self.kind == "independent":
+            return x0, x1
+        start = time.perf_counter()
+        cost = squared_cost(x0, x1)
+        if self.kind == "ot":
+            idx = torch.from_numpy(ot_permutation(cost))
+        else:
+            idx = self._sinkhorn_partners(cost, generator, x0.device)
+        self.last_seconds = time.perf_counter() - start
+        return x0, x1[idx.to(x1.device)]
+
+    def _sinkhorn_partners(
+        self, cost: np.ndarray, generator: torch.Generator | None, device: torch.device
+    ) -> torch.Tensor:
+        method = "sinkhorn_log" if self.log_domain else "sinkhorn"
+        plan = ot.sinkhorn(np.empty(0), np.empty(0), cost, self.reg, method=method, numItermax=1000, stopThr=1e-6)
+        if not np.isfinite(plan).all() or plan.sum() <= 0:
+            raise RuntimeError(
+                f"Sinkhorn failed at reg={self.reg} (non-finite plan); raise --sinkhorn-reg or use the log domain"
+            )
+        rows = torch.from_numpy(plan).float()
+        rows = rows / rows.sum(dim=1, keepdim=True)
+        gen_device = generator.device if generator is not None else torch.device("cpu")
+        # Draw on the generator's device so a CUDA generator keeps the run reproducible.
+        return torch.multinomial(rows.to(gen_device), 1, generator=generator).squeeze(1).cpu()
+
+
+def pairing_cost(x0: torch.Tensor, x1: torch.Tensor) -> float:
+    """Mean squared distance between paired rows."""
+    return float(((x0 - x1).reshape(x0.shape[0], -1) ** 2).sum(1).mean())
