@@ -105,6 +105,9 @@ def checkpoint_from_bytes(payload: bytes, source: str = "checkpoint") -> Checkpo
         model = build_model(config)
         model.load_state_dict(raw["state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"{source}: checkpoint weights do not match its model description ({exc})") from None
+        # torch's load_state_dict message spans many lines; keep one line, short enough to read.
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 200 else detail[:197] + "..."
+        raise ValueError(f"{source}: checkpoint weights do not match its model description ({detail})") from None
     model.eval()
     return Checkpoint(model=model, data=meta.get("data", ""), train=meta.get("train", {}), extra=meta.get("extra", {}))

@@ -52,11 +52,11 @@ def _float(text: str) -> float:
 def _add_training_args(p: argparse.ArgumentParser, steps: int) -> None:
     p.add_argument("--data", required=True, help="registered 2D name, file:PATH (.npy/.csv, N x 2) or digits:CLASSES[+TRANSFORM]")
     p.add_argument("--steps", type=_positive_int, default=steps)
-    p.add_argument("--batch", type=_positive_int, default=256)
+    p.add_argument("--batch", type=_positive_int, default=None, help="default 256 (2D) or 128 (digits)")
     p.add_argument("--lr", type=_float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
-    p.add_argument("--sinkhorn-reg", type=_float, default=0.05, help="entropic regularisation, in units of the squared cost")
+    p.add_argument("--sinkhorn-reg", type=_float, default=0.5, help="entropic regularisation, in units of the squared cost")
     p.add_argument("--sigma", type=_float, default=0.0, help="path noise level (0: deterministic straight paths)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--eval-every", type=int, default=500, help="W2 against held-out target draws every N steps (0: never)")
@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="train a flow model with plain flow matching")
     _add_training_args(p, steps=3000)
-    p.add_argument("--width", type=_positive_int, default=128)
-    p.add_argument("--depth", type=_positive_int, default=3)
+    p.add_argument("--width", type=_positive_int, default=None, help="MLP hidden units (default 128); digits: convnet channels (default 32)")
+    p.add_argument("--depth", type=_positive_int, default=None, help="MLP layers (default 3); digits: residual blocks per level (default 1)")
     p.add_argument("--score-head", action="store_true", help="also learn the score (for SDE sampling)")
     p.add_argument("--upsample", type=int, choices=(1, 2), default=1, help="images: run the convnet at 2x resolution")
 
@@ -126,12 +126,20 @@ def _target(spec: DataSpec, seed: int, limit: int | None) -> tuple[torch.Tensor,
     return pool, held_out
 
 
-def _train_config(args: argparse.Namespace, method: str) -> TrainConfig:
+def _train_config(args: argparse.Namespace, method: str, image: bool = False) -> TrainConfig:
     _check_seed(args.seed)
+    if args.batch is not None:
+        batch = args.batch
+    elif image:
+        from gft import images
+
+        batch = images.DEFAULT_BATCH
+    else:
+        batch = 256
     return TrainConfig(
         method=method,
         steps=args.steps,
-        batch=args.batch,
+        batch=batch,
         lr=args.lr,
         seed=args.seed,
         schedule=getattr(args, "schedule", "constant:0"),
@@ -157,7 +165,7 @@ def _progress(quiet: bool):
 
 
 def _run_training(args, method: str, model, pretrained, spec: DataSpec, extra: dict) -> dict:
-    config = _train_config(args, method)
+    config = _train_config(args, method, spec.is_image)
     train_pool, held_out = _target(spec, args.seed, args.limit)
     eval_fn = None
     if spec.is_image:
@@ -190,9 +198,10 @@ def cmd_pretrain(args) -> dict:
     if spec.is_image:
         from gft import images
 
-        config = images.model_config(upsample=args.upsample, width=args.width, score_head=args.score_head)
+        config = images.model_config(upsample=args.upsample, width=args.width, score_head=args.score_head, depth=args.depth)
     else:
-        config = ModelConfig(width=args.width, depth=args.depth, score_head=args.score_head)
+        width = 128 if args.width is None else args.width
+        config = ModelConfig(width=width, depth=3 if args.depth is None else args.depth, score_head=args.score_head)
     torch.manual_seed(args.seed)  # initial weights; the run's other streams use their own generators
     model = build_model(config)
     return _run_training(args, "pretrain", model, None, spec, {"parent": None})
@@ -257,7 +266,11 @@ def cmd_evaluate(args) -> dict:
     if spec.is_image:
         from gft import images
 
-        metrics = images.evaluate_images(ckpt.model.to(device), spec.text, n=args.n, seed=args.seed, limit=ckpt.extra.get("limit"))
+        # The training subset of a --limit run is only known for the spec the model was trained on.
+        limit = ckpt.extra.get("limit") if spec.text == ckpt.data else None
+        metrics = images.evaluate_images(
+            ckpt.model.to(device), spec.text, n=args.n, seed=args.seed, limit=limit, train_seed=ckpt.train.get("seed")
+        )
     else:
         metrics = evaluate_2d(ckpt.model, spec, n=args.n, seed=args.seed, device=device).to_dict()
     return {"command": "evaluate", "model": str(args.model), "data": spec.text, **metrics}

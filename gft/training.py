@@ -45,7 +45,7 @@ class TrainConfig:
     schedule: str = "stages:10,0.5,5"
     final_fraction: float = 0.2
     coupling: str = "independent"
-    sinkhorn_reg: float = 0.05
+    sinkhorn_reg: float = 0.5
     sigma: float = 0.0
     grad_clip: float = 1.0
     device: str = "auto"
@@ -82,7 +82,7 @@ class TrainConfig:
             raise ValueError(f"snapshot_particles must be in [0, 20000], got {self.snapshot_particles}")
         if not 1 <= self.snapshot_steps <= 1000:
             raise ValueError(f"snapshot_steps must be in [1, 1000], got {self.snapshot_steps}")
-        self.make_schedule()  # validates the schedule spec
+        parse_schedule(self.schedule, self.steps, self.final_fraction)  # validated for every method
         Coupling(self.coupling, self.sinkhorn_reg)
         GaussianPath(self.sigma)
 
@@ -145,6 +145,10 @@ class Trainer:
     ) -> None:
         if config.method in ("gft", "standard") and pretrained is None:
             raise ValueError(f"method {config.method!r} fine-tunes a pretrained model; pass one")
+        if config.method in ("gft", "standard") and pretrained.config != model.config:
+            ours, theirs = model.config.to_dict(), pretrained.config.to_dict()
+            diff = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in ours if ours[k] != theirs[k])
+            raise ValueError(f"the pretrained model and the model to fine-tune must share an architecture ({diff})")
         if tuple(target.shape[1:]) != model.config.data_shape:
             raise ValueError(f"target samples have shape {tuple(target.shape[1:])}, the model expects {model.config.data_shape}")
         if len(target) < 2:

@@ -12,6 +12,7 @@ if str(ROOT) not in sys.path:
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    # 2-core machines: more threads than cores only adds contention between parallel pieces.
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    # Small models on a shared 2-core machine: one intra-op thread avoids oversubscription with the
+    # OT worker thread and the app's background jobs (measured 17 ms vs 200+ ms per step under load).
+    torch.set_num_threads(1)
     yield
