@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="train a flow model with plain flow matching")
     _add_training_args(p, steps=3000)
-    p.add_argument("--width", type=_positive_int, default=None, help="MLP hidden units (default 128); digits: convnet channels (default 32)")
+    p.add_argument("--width", type=_positive_int, default=None, help="MLP hidden units (default 128); digits: convnet channels (default 16)")
     p.add_argument("--depth", type=_positive_int, default=None, help="MLP layers (default 3); digits: residual blocks per level (default 1)")
     p.add_argument("--score-head", action="store_true", help="also learn the score (for SDE sampling)")
     p.add_argument("--upsample", type=int, choices=(1, 2), default=1, help="images: run the convnet at 2x resolution")

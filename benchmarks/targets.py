@@ -1,0 +1,98 @@
+"""The 2D distribution shifts of the benchmarks, including one that no registered name describes.
+
+A shift ``SOURCE->TARGET`` fine-tunes a model pretrained on SOURCE towards TARGET. Targets are
+registered gft distributions or ``moons_rotNN`` (the moons turned by NN degrees): a small shift that
+is built here as tensors and handed to the Trainer directly, with no file in between.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+
+from gft.data import DISTRIBUTIONS, MODES, sample_distribution
+
+_ROTATED = re.compile(r"^(?P<base>[a-z0-9]+)_rot(?P<deg>-?\d+)$")
+
+# Seed offsets keep the training pool, the held-out set and the floor's second draw independent.
+HELD_OUT_OFFSET = 1_000_003
+FLOOR_OFFSET = 2_000_003
+POOL_OFFSET = 100
+
+
+def rotate(points: torch.Tensor, degrees: float) -> torch.Tensor:
+    """Rotate 2D points about the origin, counter-clockwise."""
+    a = math.radians(degrees)
+    rot = torch.tensor([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]], dtype=points.dtype)
+    return points @ rot.T
+
+
+@dataclass(frozen=True)
+class Target:
+    """A 2D target law known only through a seeded sampler (and its modes, for mixtures)."""
+
+    name: str
+
+    def __post_init__(self) -> None:
+        m = _ROTATED.match(self.name)
+        base = m.group("base") if m else self.name
+        if base not in DISTRIBUTIONS:
+            raise ValueError(f"unknown benchmark target {self.name!r}: a registered name or NAME_rotDEGREES")
+
+    @property
+    def registered(self) -> bool:
+        return self.name in DISTRIBUTIONS
+
+    def sample(self, n: int, seed: int) -> torch.Tensor:
+        m = _ROTATED.match(self.name)
+        if m is None:
+            return sample_distribution(self.name, n, seed)
+        return rotate(sample_distribution(m.group("base"), n, seed), float(m.group("deg")))
+
+    @property
+    def modes(self) -> tuple[torch.Tensor, float] | None:
+        return MODES.get(self.name)
+
+    def pool(self, size: int, seed: int, limit: int | None = None) -> torch.Tensor:
+        """The training set of one seed: ``size`` draws, or a ``limit``-point subset of them."""
+        pts = self.sample(size, seed + POOL_OFFSET)
+        if limit is None:
+            return pts
+        if limit > len(pts):
+            raise ValueError(f"limit {limit} exceeds the pool of {len(pts)} points")
+        return pts[:limit]  # the draws are i.i.d., so the first ``limit`` are a uniform subset
+
+    def held_out(self, n: int, seed: int) -> torch.Tensor:
+        return self.sample(n, seed + HELD_OUT_OFFSET)
+
+    def floor_draw(self, n: int, seed: int) -> torch.Tensor:
+        return self.sample(n, seed + FLOOR_OFFSET)
+
+
+@dataclass(frozen=True)
+class Shift:
+    """``source->target``: pretrained on ``source`` (a registered name), fine-tuned towards ``target``."""
+
+    text: str
+
+    def __post_init__(self) -> None:
+        if self.text.count("->") != 1:
+            raise ValueError(f"a shift is written SOURCE->TARGET, got {self.text!r}")
+        if self.source not in DISTRIBUTIONS:
+            raise ValueError(f"shift source must be a registered distribution, got {self.source!r}")
+        Target(self.target_name)
+
+    @property
+    def source(self) -> str:
+        return self.text.split("->")[0]
+
+    @property
+    def target_name(self) -> str:
+        return self.text.split("->")[1]
+
+    @property
+    def target(self) -> Target:
+        return Target(self.target_name)

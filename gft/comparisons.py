@@ -1,0 +1,476 @@
+"""Runs compared side by side, and the numbers that summarise them (the app's comparison pages).
+
+* couplings: independent, exact OT and Sinkhorn GFT runs from one pretrained model, one seed and one
+  schedule; the coupled minibatches themselves (:func:`coupled_batch`); a metrics table;
+* methods: GFT against standard fine-tuning and training from scratch on the same budget over
+  several seeds; W2 curves aligned by step, stability numbers and mode coverage with spread;
+* annealing, exactly: the closed-form Gaussian numbers behind the teaching page (:mod:`gft.gaussian`).
+
+Pages stay thin: they build a :class:`gft.jobs.TrainingJob` from :func:`coupling_runs` or
+:func:`method_runs`, read its views, and hand them to the tables here.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gft import gaussian as gauss
+from gft.couplings import COUPLINGS, Coupling
+from gft.data import DISTRIBUTIONS, MODES, DataSpec
+from gft.evaluation import Evaluation2D, evaluate_2d, reference_sets
+from gft.metrics import mode_coverage, stability, wasserstein2
+from gft.models import FlowModel
+from gft.training import Trainer, TrainConfig, TrainResult
+
+COMPARED_METHODS = ("gft", "standard", "scratch")
+METHOD_LABELS = {"gft": "GFT", "standard": "standard fine-tuning", "scratch": "from scratch"}
+TARGET_POOL = 20_000
+EVALUATION_POINTS = 1000  # evaluate_2d on finished runs: about 2-4 s per model on a CPU
+
+
+# ---- the runs ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CompareSettings:
+    """The knobs shared by every run of a comparison (the pages bind them to the URL)."""
+
+    pretrained: str = "shipped:moons"  # which model the runs start from (a label: the page holds the model)
+    target: str = "8gaussians"
+    schedule: str = "stages:10,0.5,5"
+    final_fraction: float = 0.2
+    steps: int = 600
+    batch: int = 256
+    lr: float = 1e-3
+    seed: int = 0
+    coupling: str = "independent"  # the method comparison trains every method with this coupling
+    sinkhorn_reg: float = 1.0
+    device: str = "cpu"
+    particles: int = 500  # fixed-noise particles carried by every snapshot
+    snapshots: int = 50  # training snapshots per run (the animation's frames)
+    evaluations: int = 15  # W2 points per curve
+    eval_points: int = 500
+
+    def __post_init__(self) -> None:
+        if self.target not in DISTRIBUTIONS:
+            raise ValueError(f"target must be one of {sorted(DISTRIBUTIONS)}, got {self.target!r}")
+        if not isinstance(self.steps, int) or not 10 <= self.steps <= 200_000:
+            raise ValueError(f"steps must be an integer in [10, 200000], got {self.steps!r}")
+        if not 2 <= self.snapshots <= 1000:
+            raise ValueError(f"snapshots must be in [2, 1000], got {self.snapshots}")
+        if not 3 <= self.evaluations <= 1000:
+            raise ValueError(f"evaluations must be in [3, 1000], got {self.evaluations}")
+        self.config("gft", self.coupling, self.seed)  # validates the rest (schedule, lr, batch, ...)
+
+    @property
+    def callback_every(self) -> int:
+        return max(1, self.steps // self.snapshots)
+
+    @property
+    def eval_every(self) -> int:
+        """A multiple of ``callback_every`` (the trainer only evaluates at callback steps), at most ``evaluations`` W2s."""
+        per = max(1, math.ceil(self.steps / self.callback_every / self.evaluations))
+        return self.callback_every * per
+
+    def config(self, method: str, coupling: str, seed: int, callback_every: int | None = None) -> TrainConfig:
+        return TrainConfig(
+            method=method,
+            steps=self.steps,
+            batch=self.batch,
+            lr=self.lr,
+            seed=seed,
+            schedule=self.schedule,
+            final_fraction=self.final_fraction,
+            coupling=coupling,
+            sinkhorn_reg=self.sinkhorn_reg,
+            device=self.device,
+            callback_every=callback_every or self.callback_every,
+            eval_every=self.eval_every,
+            eval_points=self.eval_points,
+            snapshot_particles=self.particles,
+            snapshot_steps=20,
+        )
+
+
+RunFactory = Callable[[], Trainer]
+
+
+def _factory(pretrained: FlowModel, settings: CompareSettings, config: TrainConfig) -> RunFactory:
+    def build() -> Trainer:
+        spec = DataSpec(settings.target)
+        pool = spec.points(TARGET_POOL, config.seed)  # runs of one seed share their data
+        held_out, _ = reference_sets(spec, settings.eval_points, settings.seed)  # one yardstick for every run
+        # Private copies: the shipped model is shared read-only, and Trainer moves models to its device.
+        own = copy.deepcopy(pretrained)
+        frozen = copy.deepcopy(pretrained) if config.method != "scratch" else None
+        return Trainer(own, pool, config, pretrained=frozen, eval_target=held_out)
+
+    return build
+
+
+def coupling_runs(pretrained: FlowModel, settings: CompareSettings) -> dict[str, RunFactory]:
+    """One GFT run per coupling, same seed, schedule and snapshot noise (so panels compare point by point)."""
+    return {kind: _factory(pretrained, settings, settings.config("gft", kind, settings.seed)) for kind in COUPLINGS}
+
+
+def run_name(method: str, seed: int) -> str:
+    return f"{method} / seed {seed}"
+
+
+def parse_run_name(name: str) -> tuple[str, int]:
+    method, _, seed = name.partition(" / seed ")
+    return method, int(seed)
+
+
+def method_runs(pretrained: FlowModel, settings: CompareSettings, seeds: int) -> dict[str, RunFactory]:
+    """GFT, standard fine-tuning and from-scratch runs for seeds ``seed .. seed + seeds - 1``."""
+    if not isinstance(seeds, int) or not 1 <= seeds <= 10:
+        raise ValueError(f"seeds must be an integer in [1, 10], got {seeds!r}")
+    runs = {}
+    for method in COMPARED_METHODS:
+        for seed in range(settings.seed, settings.seed + seeds):
+            # Snapshots only where W2 is measured: the final samples are all this page animates.
+            config = settings.config(method, settings.coupling, seed, callback_every=settings.eval_every)
+            runs[run_name(method, seed)] = _factory(pretrained, settings, config)
+    return runs
+
+
+# ---- the coupling, drawn -------------------------------------------------------------------
+@dataclass(frozen=True)
+class CoupledBatch:
+    """A noise batch paired with a target batch by one coupling (rows are pairs)."""
+
+    kind: str
+    x0: np.ndarray  # (n, 2) float32
+    x1: np.ndarray  # (n, 2) float32
+
+    @property
+    def total_cost(self) -> float:
+        """Sum of squared pair distances: what exact OT minimises over pairings."""
+        return float(((self.x0.astype(np.float64) - self.x1) ** 2).sum())
+
+
+def coupled_batch(kind: str, target: str, n: int = 64, seed: int = 0, reg: float = 1.0) -> CoupledBatch:
+    """Draw ``n`` noise and ``n`` target points from ``seed`` and pair them with ``kind``.
+
+    Every kind sees the same two batches for a given seed, so their pairings compare directly.
+    """
+    if not isinstance(n, int) or not 2 <= n <= 4096:
+        raise ValueError(f"n must be an integer in [2, 4096], got {n!r}")
+    x1 = DataSpec(target).points(n, seed)
+    gen = torch.Generator().manual_seed(seed + 1)
+    x0 = torch.randn(x1.shape, generator=gen)
+    x0, x1 = Coupling(kind, reg).pair(x0, x1, gen)
+    return CoupledBatch(kind, x0.numpy().astype(np.float32), x1.numpy().astype(np.float32))
+
+
+# ---- evaluating finished runs in the background ---------------------------------------------
+@dataclass(frozen=True)
+class EvaluationView:
+    results: dict[str, Evaluation2D]
+    total: int
+    error: str | None
+
+    @property
+    def done(self) -> bool:
+        return self.error is not None or len(self.results) == self.total
+
+    @property
+    def progress(self) -> float:
+        return len(self.results) / self.total if self.total else 1.0
+
+
+class EvaluationTask:
+    """Runs :func:`gft.evaluation.evaluate_2d` on several models in a thread (seconds each)."""
+
+    def __init__(self, models: dict[str, FlowModel], data: str, n: int = 1000, seed: int = 0, device: str = "cpu") -> None:
+        self._models = dict(models)
+        self._total = len(self._models)
+        self._spec = DataSpec(data)
+        self._n, self._seed, self._device = n, seed, device
+        self._results: dict[str, Evaluation2D] = {}
+        self._error: str | None = None
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._main, name="gft-evaluation", daemon=True)
+
+    def start(self) -> "EvaluationTask":
+        self._thread.start()
+        return self
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def view(self) -> EvaluationView:
+        with self._lock:
+            return EvaluationView(dict(self._results), self._total, self._error)
+
+    def _main(self) -> None:
+        try:
+            for name, model in self._models.items():
+                result = evaluate_2d(model, self._spec, n=self._n, seed=self._seed, device=self._device)
+                with self._lock:
+                    self._results[name] = result
+        except Exception as exc:  # shown on the page; a failed evaluation must not take the app down
+            with self._lock:
+                self._error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._models = {}  # drop the references: the job owns the models
+
+
+# ---- tables --------------------------------------------------------------------------------
+COUPLING_COLUMNS = (
+    "coupling", "steps", "W2", "W2 floor", "path length", "straightness",
+    "W2 @1", "W2 @2", "W2 @4", "W2 @8", "train s", "steps/s", "OT ms/batch",
+)  # fmt: skip
+
+
+def coupling_table(results: dict[str, TrainResult], evaluations: dict[str, Evaluation2D]) -> pd.DataFrame:
+    """One row per coupling: sample quality, path geometry, few-step W2 and training cost."""
+    rows = []
+    for name, result in results.items():
+        ev = evaluations.get(name)
+        few = ev.w2_by_steps if ev is not None else {}
+        nan = float("nan")
+        rows.append({
+            "coupling": name,
+            "steps": result.steps,
+            "W2": ev.w2 if ev else nan,
+            "W2 floor": ev.w2_floor if ev else nan,
+            "path length": ev.path_length if ev else nan,
+            "straightness": ev.straightness if ev else nan,
+            "W2 @1": few.get("1", nan),  # Euler steps
+            "W2 @2": few.get("2", nan),
+            "W2 @4": few.get("4", nan),
+            "W2 @8": few.get("8", nan),
+            "train s": result.train_seconds,
+            "steps/s": result.steps_per_second,
+            "OT ms/batch": 1000.0 * result.ot_seconds_per_batch,
+        })  # fmt: skip
+    return pd.DataFrame(rows, columns=list(COUPLING_COLUMNS))
+
+
+@dataclass(frozen=True)
+class MethodCurves:
+    """W2 against step for one method over seeds, on the steps every seed evaluated."""
+
+    method: str
+    seeds: tuple[int, ...]
+    steps: np.ndarray  # (k,)
+    w2: np.ndarray  # (seeds, k)
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.w2.mean(0)
+
+    @property
+    def low(self) -> np.ndarray:
+        return self.w2.min(0)
+
+    @property
+    def high(self) -> np.ndarray:
+        return self.w2.max(0)
+
+
+def w2_curve(history) -> tuple[np.ndarray, np.ndarray]:
+    """``(steps, w2)`` of the history rows that carry a W2."""
+    rows = [r for r in history if r.get("w2") is not None]
+    return np.array([r["step"] for r in rows], dtype=np.int64), np.array([r["w2"] for r in rows], dtype=np.float64)
+
+
+def method_curves(histories: dict[str, list[dict]]) -> dict[str, MethodCurves]:
+    """Group run histories named by :func:`run_name` into per-method curves over the common steps."""
+    grouped: dict[str, list[tuple[int, np.ndarray, np.ndarray]]] = {}
+    for name, history in histories.items():
+        method, seed = parse_run_name(name)
+        steps, w2 = w2_curve(history)
+        grouped.setdefault(method, []).append((seed, steps, w2))
+    curves = {}
+    for method, runs in grouped.items():
+        runs.sort(key=lambda r: r[0])
+        common = runs[0][1]
+        for _, steps, _ in runs[1:]:
+            common = np.intersect1d(common, steps)  # a stopped run ends early; compare where all exist
+        w2 = np.stack([w[np.isin(s, common)] for _, s, w in runs]) if len(common) else np.zeros((len(runs), 0))
+        curves[method] = MethodCurves(method, tuple(r[0] for r in runs), common, w2)
+    return curves
+
+
+def w2_floor(target: str, n: int, seed: int = 0) -> float:
+    """W2 between two independent target draws of ``n`` points: the best a curve of that size can show."""
+    a, b = reference_sets(DataSpec(target), n, seed)
+    return wasserstein2(a, b, n, seed)
+
+
+STABILITY_NUMBERS = ("final W2", "Spearman", "diff variance", "largest rise", "mode coverage")
+
+
+def final_coverage(samples: np.ndarray | None, target: str) -> float | None:
+    """Mode coverage of final samples for a mixture target (None otherwise)."""
+    if samples is None or target not in MODES:
+        return None
+    centres, std = MODES[target]
+    return mode_coverage(samples, centres, std)
+
+
+def stability_table(curves: dict[str, MethodCurves], coverage: dict[str, list[float]] | None = None) -> pd.DataFrame:
+    """Per method: mean and spread (std over seeds) of final W2, the stability numbers and coverage.
+
+    Columns ``NAME`` and ``NAME std`` for each of :data:`STABILITY_NUMBERS`; a curve with fewer than three
+    evaluations has no stability numbers (NaN).
+    """
+    rows = []
+    for method, c in curves.items():
+        per_seed: dict[str, list[float]] = {k: [] for k in STABILITY_NUMBERS}
+        for w2 in c.w2:
+            if len(w2):
+                per_seed["final W2"].append(float(w2[-1]))
+            if len(w2) >= 3 and np.isfinite(w2).all():
+                s = stability(w2)
+                per_seed["Spearman"].append(s.spearman)
+                per_seed["diff variance"].append(s.diff_variance)
+                per_seed["largest rise"].append(s.largest_rise)
+        per_seed["mode coverage"] = [v for v in (coverage or {}).get(method, []) if v is not None]
+        row: dict = {"method": METHOD_LABELS.get(method, method), "seeds": len(c.seeds)}
+        for key, values in per_seed.items():
+            row[key] = float(np.mean(values)) if values else float("nan")
+            row[f"{key} std"] = float(np.std(values)) if values else float("nan")
+        rows.append(row)
+    columns = ["method", "seeds"] + [c for k in STABILITY_NUMBERS for c in (k, f"{k} std")]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def mean_pm_std(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """Display form of :func:`stability_table`: one ``mean ± std`` text column per number."""
+    out = table[["method", "seeds"]].copy()
+    for key in STABILITY_NUMBERS:
+        out[key] = [
+            "n/a" if math.isnan(m) else f"{m:.{digits}g} ± {s:.2g}" for m, s in zip(table[key], table[f"{key} std"])
+        ]
+    return out
+
+
+# ---- annealing between Gaussians, exactly ----------------------------------------------------
+COV_PRESETS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    "round": ((1.0, 0.0), (0.0, 1.0)),
+    "small": ((0.15, 0.0), (0.0, 0.15)),
+    "wide along x": ((2.0, 0.0), (0.0, 0.25)),
+    "wide along y": ((0.25, 0.0), (0.0, 2.0)),
+    "tilted": ((1.0, 0.8), (0.8, 1.0)),
+}
+TAU_CHOICES = ("0", "0.1", "0.25", "0.5", "1", "2", "4", "10", "100", "inf")
+MEAN_ANSWERS = (
+    "on the target mean",
+    "between the two, closer to the target",
+    "exactly halfway between the two means",
+    "between the two, closer to the pretrained mean",
+    "on the pretrained mean",
+    "elsewhere: off the segment between the two means",
+)
+
+
+def parse_tau(text: str) -> float:
+    """A temperature from the page's choices: a number >= 0 or ``inf``."""
+    try:
+        tau = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"tau must be a number >= 0 or 'inf', got {text!r}") from None
+    if not tau >= 0:
+        raise ValueError(f"tau must be a number >= 0 or 'inf', got {text!r}")
+    return tau
+
+
+def gaussian_2d(mean: tuple[float, float], preset: str) -> gauss.Gaussian:
+    if preset not in COV_PRESETS:
+        raise ValueError(f"covariance preset must be one of {list(COV_PRESETS)}, got {preset!r}")
+    return gauss.Gaussian(np.asarray(mean, dtype=np.float64), np.asarray(COV_PRESETS[preset]))
+
+
+def _rms_affine_gap(d_a: np.ndarray, d_b: np.ndarray, target: gauss.Gaussian, times: np.ndarray) -> float:
+    """RMS of ``|D_a(t) x + D_b(t)|`` for ``x`` on the target path ``N(t mu, (1-t)^2 I + t^2 S)``, over t."""
+    eye = np.eye(target.dim)
+    total = 0.0
+    for a, b, t in zip(d_a, d_b, times):
+        m = t * target.mean
+        p = (1 - t) ** 2 * eye + t**2 * target.cov
+        # E|Dx + e|^2 = |Dm + e|^2 + tr(D P D^T) for x ~ N(m, P).
+        total += float(np.sum((a @ m + b) ** 2) + np.trace(a @ p @ a.T))
+    return math.sqrt(total / len(times))
+
+
+def _coeffs(fn: Callable[[float], tuple[np.ndarray, np.ndarray]], times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [fn(float(t)) for t in times]
+    return np.array([a for a, _ in pairs]), np.array([b for _, b in pairs])
+
+
+@dataclass(frozen=True)
+class AnnealingNumbers:
+    """The exact facts the annealing page shows for one temperature."""
+
+    tau: float
+    lam: float
+    terminal: gauss.Gaussian
+    w2_to_target: float
+    w2_to_pretrained: float
+    drift_gap: float  # RMS |f_pre - f_target| along the target path (time-averaged)
+    distance_to_target: float  # RMS |f_tau - f_target| along the same path: lam * drift_gap
+    mean_position: float  # terminal mean projected on target -> pretrained: 0 target, 1 pretrained
+    mean_offset: float  # its distance off that line, relative to |mu_pre - mu_target|
+
+    @property
+    def answer(self) -> str:
+        """Which of :data:`MEAN_ANSWERS` describes where the terminal mean lands."""
+        if not math.isfinite(self.mean_position):
+            return MEAN_ANSWERS[0]  # both means coincide: every answer on the segment is the same point
+        tol = 0.02
+        if self.mean_offset > tol:
+            return MEAN_ANSWERS[5]
+        p = self.mean_position
+        if abs(p) <= tol:
+            return MEAN_ANSWERS[0]
+        if abs(p - 1) <= tol:
+            return MEAN_ANSWERS[4]
+        if abs(p - 0.5) <= tol:
+            return MEAN_ANSWERS[2]
+        if 0 < p < 0.5:
+            return MEAN_ANSWERS[1]
+        if 0.5 < p < 1:
+            return MEAN_ANSWERS[3]
+        return MEAN_ANSWERS[5]  # on the line, but beyond one of the means
+
+
+def annealing_numbers(pre: gauss.Gaussian, target: gauss.Gaussian, tau: float, n_steps: int = 200) -> AnnealingNumbers:
+    """Terminal law of the flow at constant ``tau``, its W2 to both ends, and the drift distances."""
+    lam = gauss.lambda_of_tau(tau)
+    terminal = gauss.terminal_law(pre, target, lam, n_steps)
+    times = (np.arange(n_steps) + 0.5) / n_steps  # midpoints: the time average of the gap
+    a_pre, b_pre = _coeffs(lambda t: gauss.marginal_velocity_coeffs(pre, t), times)
+    a_tgt, b_tgt = _coeffs(lambda t: gauss.marginal_velocity_coeffs(target, t), times)
+    a_bl, b_bl = _coeffs(lambda t: gauss.blended_velocity_coeffs(pre, target, lam, t), times)
+    gap = _rms_affine_gap(a_pre - a_tgt, b_pre - b_tgt, target, times)
+    dist = _rms_affine_gap(a_bl - a_tgt, b_bl - b_tgt, target, times)
+    seg = pre.mean - target.mean
+    length2 = float(seg @ seg)
+    rel = terminal.mean - target.mean
+    if length2 < 1e-12:
+        position, offset = float("nan"), 0.0
+    else:
+        position = float(rel @ seg) / length2
+        offset = float(np.linalg.norm(rel - position * seg)) / math.sqrt(length2)
+    return AnnealingNumbers(
+        tau=float(tau),
+        lam=lam,
+        terminal=terminal,
+        w2_to_target=gauss.gaussian_w2(terminal, target),
+        w2_to_pretrained=gauss.gaussian_w2(terminal, pre),
+        drift_gap=gap,
+        distance_to_target=dist,
+        mean_position=position,
+        mean_offset=offset,
+    )

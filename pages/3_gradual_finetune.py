@@ -1,0 +1,191 @@
+"""Gradual fine-tune: anneal a pretrained flow toward a new target and watch the drift move."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gft import figures
+from gft.app import widgets as w
+from gft.app.session import job_slot, user_errors
+from gft.training import TrainConfig
+
+OWNER = "finetune"
+RUN = "run"
+METHOD_HELP = "gft: anneal τ as scheduled · standard: plain fine-tuning (τ = 0) from the pretrained weights · scratch: τ = 0 from fresh weights"
+
+w.ensure_app_frame()
+st.title("Gradual fine-tuning")
+st.caption(
+    "Fine-tune a pretrained flow on samples of a new target. GFT regresses onto the blended target "
+    "(1 − λ) y + λ f_pre with λ = τ / (1 + τ) and lowers τ to 0; the animation shows the learned drift "
+    "moving from the pretrained model to the target."
+)
+
+# ---- what to fine-tune, and on what ---------------------------------------------------------------
+c1, c2 = st.columns(2)
+with c1:
+    base = w.base_picker("ft_base")
+with c2:
+    target = w.data_picker("ft_", "Target")
+if base is not None and target is not None:
+    with st.expander("Pretrained model and target", expanded=False):
+        st.plotly_chart(
+            figures.clouds_figure(base.cloud(), target.preview(), height=380, names=(f"samples of {base.label}", f"target: {target.label}")),
+            key="ft_clouds",
+        )
+
+# ---- how ------------------------------------------------------------------------------------------
+st.subheader("Run settings")
+c = st.columns(5)
+method = c[0].selectbox("Method", ("gft", "standard", "scratch"), key="ft_method", bind="query-params", help=METHOD_HELP)
+steps = int(c[1].number_input("Steps", min_value=1, max_value=200_000, value=600, step=100, key="ft_steps", bind="query-params"))
+batch = int(c[2].number_input("Batch", min_value=2, max_value=65_536, value=256, step=64, key="ft_batch", bind="query-params",
+                              help="OT couplings accept at most 4096 (their cost grows as batch²)"))
+lr = float(c[3].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=2e-3, step=5e-4, format="%.4f", key="ft_lr", bind="query-params"))
+seed = int(c[4].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="ft_seed", bind="query-params"))
+coupling, reg = w.coupling_picker("ft_")
+with st.expander("Animation settings"):
+    a = st.columns(3)
+    particles = int(a[0].number_input("Particles (fixed noise seeds)", 50, 2000, 500, 50, key="ft_particles", bind="query-params",
+                                      help="animated in every frame; about 2,000 is what a browser plays smoothly"))
+    euler = int(a[1].number_input("Euler steps per trajectory", 4, 100, 30, 2, key="ft_euler", bind="query-params"))
+    frames = int(a[2].number_input("Frames (snapshots)", 10, 100, 60, 10, key="ft_frames", bind="query-params"))
+
+if method == "gft":
+    st.subheader("Temperature schedule")
+    spec = w.schedule_editor("ft_", total_steps=steps)
+else:
+    st.info(f"Method {method!r} trains at τ = 0 throughout (the schedule applies to GFT only).")
+    spec = "constant:0"
+final = w.edited_final_fraction("ft_")
+
+
+def current_config() -> TrainConfig:
+    every, eval_every = w.snapshot_plan(steps, frames)
+    return TrainConfig(
+        method=method, steps=steps, batch=batch, lr=lr, seed=seed, schedule=spec or "constant:0", final_fraction=final,
+        coupling=coupling, sinkhorn_reg=reg, callback_every=every, eval_every=eval_every, eval_points=w.EVAL_POINTS,
+        snapshot_particles=particles, snapshot_steps=euler,
+    )
+
+
+def start(paused: bool) -> bool:
+    if base is None or target is None:
+        st.error("Pick a pretrained model and a usable target first.")
+        return False
+    if spec is None:
+        st.error("Fix the temperature schedule first (see the message above).")
+        return False
+    with user_errors("Cannot start this run"):
+        config = current_config()
+        params = {
+            "config": config.to_dict(), "base_key": base.key, "base_label": base.label, "base_data": base.data,
+            "base_payload": base.payload, "target_label": target.label, "target_spec": target.spec,
+            "pre_cloud": base.cloud(), "target_cloud": target.preview(),
+        }
+        w.launch(OWNER, w.finetune_job(base, target, config, RUN), params, paused=paused)
+        return True
+    return False
+
+
+st.subheader("Train")
+w.job_controls(OWNER, start, step_size=max(1, steps // frames))
+slot = job_slot()
+params = slot.params if slot.for_page(OWNER) is not None else {}
+view = w.live_panel(OWNER, RUN, params.get("target_cloud"))
+if view is None:
+    st.caption("Press Start to train in the background; changing settings later never interrupts a run.")
+else:
+    try:
+        changed = current_config().to_dict() != params.get("config")
+    except ValueError:
+        changed = True
+    if changed and not view.finished:
+        st.caption("The settings above changed since this run started; they apply to the next Start.")
+
+
+# ---- results -------------------------------------------------------------------------------------
+def results() -> None:
+    run = view.run(RUN)
+    token = params["token"]
+    if not run.frames:
+        st.warning("The run ended before its first snapshot; nothing to animate.")
+        return
+    config = params["config"]
+    hist = list(run.history)
+    st.subheader("The drift moving")
+    anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, params["pre_cloud"], params["target_cloud"]),
+                  spinner="Building the animation ...")
+    left, right = st.columns([3, 2])
+    left.plotly_chart(anim, key="ft_anim")
+    with right:
+        st.markdown(
+            f"**{params['base_label']} → {params['target_label']}**, {config['method']}, schedule `{config['schedule']}`, "
+            f"{config['coupling']} coupling, seed {config['seed']}."
+        )
+        st.caption(
+            f"Each frame is one training snapshot: the same {config['snapshot_particles']} noise seeds flow along the "
+            "drift learned so far (faint lines, t from 0 to 1) and land on the dots, over the pretrained model's "
+            "samples (grey) and the target (orange). Press ▶ Play or drag the slider; the corner label gives step, τ and λ."
+        )
+        w2 = [r["w2"] for r in hist if r.get("w2") is not None]
+        m = st.columns(2)
+        m[0].metric("W2 to target", f"{w2[-1]:.3f}" if w2 else "n/a", delta=f"{w2[-1] - w2[0]:+.3f} since step 0" if len(w2) > 1 else None, delta_color="inverse")
+        if run.result is not None:
+            m[1].metric("steps", f"{run.result.steps}" + (" (stopped)" if run.result.stopped else ""))
+            m = st.columns(2)
+            m[0].metric("steps / s", f"{run.result.steps_per_second:.0f}")
+            m[1].metric("OT time / batch", f"{run.result.ot_seconds_per_batch * 1e3:.1f} ms" if config["coupling"] != "independent" else "n/a")
+
+    st.subheader("Inside one snapshot: scrub ODE time")
+    snaps = run.frames
+    left, right = st.columns([3, 2])
+    with right:
+        idx = st.select_slider(
+            "Snapshot", options=list(range(len(snaps))), value=len(snaps) - 1, key="ft_snap",
+            format_func=lambda i: figures.snapshot_label(snaps[i].step, snaps[i].total_steps, snaps[i].tau, snaps[i].lam),
+        )
+        last = idx == len(snaps) - 1 and run.result is not None and not run.result.stopped
+        show_pre = st.checkbox("pretrained drift f_pre at the particles", key="ft_show_pre",
+                               help="f_pre is evaluated where the fine-tuned path lives, possibly far from where it was trained")
+        show_learned = st.checkbox("drift the particles follow", key="ft_show_learned",
+                                   help="the snapshot's own drift at the particles (its Euler increments)")
+        show_field = st.checkbox("velocity field of the fine-tuned model (grid)", key="ft_show_field", disabled=not last,
+                                 help="available for the final snapshot of a completed run") and last
+        st.caption(
+            "Play moves the particles of the chosen snapshot through ODE time t (no server round trip). "
+            "GFT's target is (1 − λ)·y + λ·f_pre: where the red arrows (f_pre) point away from the target, a large λ "
+            "holds the drift back; as τ falls that pull fades."
+        )
+
+    def scrub():
+        traj = snaps[idx].trajectory
+        drift_pre = figures.drift_along(w.payload_model(params["base_key"], params["base_payload"]), traj[:, :150]) if show_pre else None
+        field = None
+        if show_field:
+            model = job_slot().for_page(OWNER).model(RUN)
+            field = figures.velocity_field(model, [i / (traj.shape[0] - 1) for i in range(traj.shape[0])]) if model is not None else None
+        s = snaps[idx]
+        return figures.time_scrub_figure(traj, params["pre_cloud"], params["target_cloud"], drift_pre=drift_pre, field=field,
+                                         learned_arrows=show_learned, caption=f"step {s.step} · τ {s.tau:.3g} · λ {s.lam:.3f}")
+
+    with left, user_errors("Cannot draw this snapshot"):
+        st.plotly_chart(w.memo(OWNER, f"scrub:{idx}:{show_pre}:{show_learned}:{show_field}", token, scrub, spinner="Evaluating the drifts ..."), key="ft_scrub")
+
+    st.subheader("Take it away")
+    d = st.columns(3)
+    extra = {"parent": params["base_key"], "base_data": params["base_data"], "history": hist}
+    payload = w.finished_checkpoint(OWNER, RUN, token, params["target_spec"], config, extra)
+    if payload is not None:
+        d[0].download_button("Fine-tuned checkpoint (.pt)", payload, file_name=f"gft_{config['method']}_{params['target_spec'].replace('file:', '')}.pt",
+                             mime="application/octet-stream", icon=":material/download:", on_click="ignore")
+    else:
+        d[0].caption("No checkpoint: the run did not finish.")
+    d[1].download_button("History (.csv)", figures.history_csv(hist), file_name="gft_history.csv", mime="text/csv",
+                         icon=":material/table:", on_click="ignore")
+    d[2].download_button("Animation (.html)", lambda: figures.animation_html(anim), file_name="gft_drift_animation.html",
+                         mime="text/html", icon=":material/movie:", on_click="ignore")
+
+
+if view is not None and view.state in ("done", "stopped") and params:
+    results()

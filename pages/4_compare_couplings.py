@@ -1,0 +1,195 @@
+"""Compare couplings: independent, exact OT and Sinkhorn GFT from one pretrained model, side by side."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gft import comparisons as cmp
+from gft import figures_compare as figs
+from gft.app import widgets as w
+from gft.app.session import app_device, job_slot, user_errors
+from gft.couplings import COUPLINGS
+from gft.data import DISTRIBUTIONS
+from gft.jobs import TrainingJob
+
+OWNER = "compare_couplings"
+REGS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+STEPS = (20, 50, 100, 200, 300, 500, 800, 1000, 1500, 2000, 3000, 5000)
+BATCHES = (64, 128, 256, 512)
+LRS = (3e-4, 1e-3, 3e-3)
+PAIRS = 64  # pairs drawn per coupling
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def coupling_fig(target: str, seed: int, reg: float):
+    batches = [cmp.coupled_batch(kind, target, PAIRS, seed, reg) for kind in COUPLINGS]
+    return figs.coupling_figure(batches, w.preset_points(target))
+
+
+st.title("Compare couplings")
+st.caption(
+    "Three GFT runs from the same pretrained model, seed and temperature schedule; only the pairing of "
+    "noise and target batches differs: independent, exact minibatch OT, or entropic OT (Sinkhorn). "
+    "Every panel follows the same noise particles."
+)
+
+c1, c2, c3, c4 = st.columns(4)
+with c1:
+    base = w.base_picker("pre")
+names = sorted(DISTRIBUTIONS)
+target = c2.selectbox("Target", names, index=names.index("8gaussians"), key="target", bind="query-params")
+steps = c3.select_slider("Steps", STEPS, value=300, key="steps", bind="query-params")
+seed = c4.number_input("Seed", 0, 1_000_000, 0, key="seed", bind="query-params")
+c5, c6, c7 = st.columns(3)
+reg = c5.select_slider(
+    "Sinkhorn regularisation", REGS, value=1.0, key="reg", bind="query-params",
+    help="Entropic blur of the Sinkhorn plan: small values approach exact OT and take longer to solve.",
+)  # fmt: skip
+batch = c6.select_slider("Batch", BATCHES, value=128, key="batch", bind="query-params")
+lr = c7.select_slider("Learning rate", LRS, value=1e-3, key="lr", bind="query-params", format_func=lambda v: f"{v:g}")
+with st.expander("Temperature schedule (shared by the three runs)", expanded=False):
+    schedule = w.schedule_editor("", int(steps))
+if base is None or schedule is None:
+    st.stop()
+if base.model().config.data_shape != (2,):
+    st.error(f"{base.label} is not a 2D model: this page compares runs on 2D points. Pick a shipped 2D model.")
+    st.stop()
+
+settings = None
+with user_errors("Settings"):
+    settings = cmp.CompareSettings(
+        pretrained=base.key, target=target, schedule=schedule, final_fraction=w.edited_final_fraction(""),
+        steps=int(steps), batch=int(batch), lr=float(lr), seed=int(seed), sinkhorn_reg=float(reg), device=str(app_device()),
+        evaluations=10,  # W2 of the live curves: the costliest part of a snapshot
+    )  # fmt: skip
+if settings is None:
+    st.stop()
+st.caption(f"Schedule `{schedule}` over {settings.steps} steps, from {base.label}.")
+
+st.subheader("The coupling itself")
+st.caption(
+    f"{PAIRS} noise points (black) and {PAIRS} target points (orange) drawn with seed {settings.seed}, paired by each "
+    "coupling. Exact OT minimises the total squared length of the lines; Sinkhorn blurs that plan."
+)
+with user_errors("Coupling"):
+    st.plotly_chart(coupling_fig(target, settings.seed, settings.sinkhorn_reg), key="coupling_fig")
+
+
+def start(paused: bool) -> bool:
+    with user_errors("Could not start"):
+        job = TrainingJob(cmp.coupling_runs(base.model(), settings), max_frames=100)
+        w.launch(OWNER, job, {"settings": settings, "label": base.label}, paused=paused)
+        return True
+    return False
+
+
+st.subheader("Training, side by side")
+w.job_controls(OWNER, start)
+slot = job_slot()
+job = slot.for_page(OWNER)
+if job is None:
+    st.info("Press Start to train the three runs side by side (one background thread interleaves them).")
+    st.stop()
+ran: cmp.CompareSettings = slot.params["settings"]
+token = slot.params["token"]
+if ran != settings:
+    st.warning("The settings changed since this run: what follows is the previous run. Press Restart to train the new one.")
+
+
+def evaluation(view) -> cmp.EvaluationTask:
+    """The finished models' metrics, computed once per job in a background thread (seconds per model)."""
+
+    def build():
+        models = {r.name: job.model(r.name) for r in view.runs}
+        models = {k: m for k, m in models.items() if m is not None}
+        return cmp.EvaluationTask(models, ran.target, n=cmp.EVALUATION_POINTS, seed=ran.seed, device=ran.device).start()
+
+    return w.memo(OWNER, "evaluation", token, build)
+
+
+view = job.view()
+if view.state == "failed":
+    st.error(f"Training failed: {view.error}")
+    st.stop()
+task = evaluation(view) if view.finished else None
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    """Polls while something runs: training, then the evaluation; a full rerun when that part ends."""
+    if task is not None:
+        ev = task.view()
+        if ev.done:
+            st.rerun()
+        st.progress(ev.progress, text=f"Evaluating the trained models ({len(ev.results)}/{ev.total}) ...")
+        return
+    now = job.view()
+    if now.finished:
+        st.rerun()  # the full page starts the evaluation and draws the animation
+    status = ", ".join(f"{r.name} {r.step}/{r.total_steps}" for r in now.runs)
+    st.progress(now.progress, text=f"{now.state}: {status} ({now.elapsed:.0f} s)")
+    st.plotly_chart(figs.live_curves({r.name: r.history for r in now.runs}), key="live_curves")
+    latest = {r.name: (r.latest.samples if r.latest is not None else None) for r in now.runs}
+    st.plotly_chart(figs.sample_panels(latest, w.preset_points(ran.target)), key="live_samples")
+
+
+if task is None or not task.view().done:
+    live()
+if task is None:
+    st.stop()
+
+if view.state == "stopped":
+    st.warning("Stopped early: the results below are for the steps each run reached.")
+fig = None
+with user_errors("Animation"):
+
+    def build_animation():
+        panels = {r.name: r.frames for r in view.runs}
+        first = view.runs[0].frames[0].samples if view.runs[0].frames else None
+        suffix = {"sinkhorn": f"(reg {ran.sinkhorn_reg:g})"}
+        return figs.training_animation(panels, w.preset_points(ran.target), first, title_suffix=suffix)
+
+    fig = w.memo(OWNER, "animation", token, build_animation)  # built once: a new spec restarts playback
+if fig is not None:
+    st.caption(
+        "Play or drag the slider: each frame is one training snapshot (its step, τ and λ), showing where the same "
+        "noise particles land and a few of their paths. Grey: the pretrained model's samples; orange: the target."
+    )
+    st.plotly_chart(fig, key="animation")
+    st.download_button(
+        "Download the animation (HTML, works offline)",
+        data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+        file_name="gft_couplings.html",
+        mime="text/html",
+        on_click="ignore",
+        key="download_html",
+    )
+st.plotly_chart(figs.live_curves({r.name: r.history for r in view.runs}), key="final_curves")
+st.caption(
+    "The loss regresses onto the blended target (1 − λ)·y + λ·f_pre: it is small while λ is near 1 and grows as τ "
+    "falls, most for the independent coupling, whose conditional targets vary most. W2 is what to compare."
+)
+
+ev = task.view()
+if ev.error:
+    st.error(f"Evaluation failed: {ev.error}")
+if not ev.done or ev.error:
+    st.stop()
+st.subheader("Metrics")
+table = cmp.coupling_table({r.name: r.result for r in view.runs if r.result is not None}, ev.results)
+st.dataframe(
+    table,
+    hide_index=True,
+    key="metrics",
+    column_config={c: st.column_config.NumberColumn(format="%.3f") for c in cmp.COUPLING_COLUMNS[2:10]}
+    | {"train s": st.column_config.NumberColumn(format="%.1f"), "steps/s": st.column_config.NumberColumn(format="%.0f"),
+       "OT ms/batch": st.column_config.NumberColumn(format="%.1f")},
+)  # fmt: skip
+st.caption(
+    f"W2: adaptive (dopri5) samples against {cmp.EVALUATION_POINTS} held-out target points, beside the floor (W2 "
+    "between two target draws). Path length and straightness along 100-step Euler paths (straight paths: "
+    "straightness 0). W2 @k: samples from k Euler steps (few-step quality). OT ms/batch: time of the pairing solve."
+)
+st.download_button(
+    "Download the metrics (CSV)", table.to_csv(index=False), "gft_couplings.csv", "text/csv", on_click="ignore", key="download_csv"
+)

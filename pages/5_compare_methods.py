@@ -1,0 +1,142 @@
+"""Compare methods: GFT against standard fine-tuning and training from scratch, same budget, several seeds."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from gft import comparisons as cmp
+from gft import figures_compare as figs
+from gft.app import widgets as w
+from gft.app.session import app_device, job_slot, user_errors
+from gft.couplings import COUPLINGS
+from gft.data import DISTRIBUTIONS, MODES
+from gft.jobs import TrainingJob
+
+OWNER = "compare_methods"
+STEPS = (30, 100, 200, 300, 500, 800, 1000, 1500, 2000, 3000, 5000)
+BATCHES = (64, 128, 256, 512)
+LRS = (3e-4, 1e-3, 3e-3)
+PARTICLES = 1000  # final samples per run: mode coverage and the sample panels
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def floor(target: str, n: int, seed: int) -> float:
+    return cmp.w2_floor(target, n, seed)
+
+
+st.title("Compare methods")
+st.caption(
+    "GFT with the chosen schedule against standard fine-tuning (tau = 0 from the pretrained weights) and "
+    "training from scratch, on the same budget of steps, over several seeds."
+)
+
+c1, c2, c3, c4 = st.columns(4)
+with c1:
+    base = w.base_picker("pre")
+names = sorted(DISTRIBUTIONS)
+target = c2.selectbox("Target", names, index=names.index("8gaussians"), key="target", bind="query-params")
+steps = c3.select_slider("Steps (every method)", STEPS, value=500, key="steps", bind="query-params")
+seeds = c4.slider("Seeds", 1, 5, 3, key="seeds", bind="query-params")
+c5, c6, c7, c8 = st.columns(4)
+seed = c5.number_input("First seed", 0, 1_000_000, 0, key="seed", bind="query-params")
+coupling = c6.selectbox("Coupling (every method)", COUPLINGS, key="coupling", bind="query-params")
+batch = c7.select_slider("Batch", BATCHES, value=128, key="batch", bind="query-params")
+lr = c8.select_slider("Learning rate", LRS, value=1e-3, key="lr", bind="query-params", format_func=lambda v: f"{v:g}")
+with st.expander("GFT temperature schedule", expanded=False):
+    schedule = w.schedule_editor("", int(steps))
+if base is None or schedule is None:
+    st.stop()
+if base.model().config.data_shape != (2,):
+    st.error(f"{base.label} is not a 2D model: this page compares runs on 2D points. Pick a shipped 2D model.")
+    st.stop()
+
+settings = None
+with user_errors("Settings"):
+    settings = cmp.CompareSettings(
+        pretrained=base.key, target=target, schedule=schedule, final_fraction=w.edited_final_fraction(""),
+        steps=int(steps), batch=int(batch), lr=float(lr), seed=int(seed), coupling=coupling, sinkhorn_reg=1.0,
+        device=str(app_device()), particles=PARTICLES, evaluations=15, eval_points=500,
+    )  # fmt: skip
+if settings is None:
+    st.stop()
+st.caption(f"GFT schedule `{schedule}`; {3 * int(seeds)} runs of {settings.steps} steps from {base.label}.")
+
+
+def start(paused: bool) -> bool:
+    with user_errors("Could not start"):
+        job = TrainingJob(cmp.method_runs(base.model(), settings, int(seeds)), max_frames=2)
+        w.launch(OWNER, job, {"settings": settings, "seeds": int(seeds)}, paused=paused)
+        return True
+    return False
+
+
+w.job_controls(OWNER, start, full=False)
+slot = job_slot()
+job = slot.for_page(OWNER)
+if job is None:
+    st.info(f"Press Start to train {3 * int(seeds)} runs (3 methods x {int(seeds)} seeds) in one background job.")
+    st.stop()
+
+ran: cmp.CompareSettings = slot.params["settings"]
+if ran != settings or slot.params["seeds"] != int(seeds):
+    st.warning("The settings changed since this run: what follows is the previous run. Press Restart to train the new one.")
+w2_floor = floor(ran.target, ran.eval_points, ran.seed)
+
+
+def curves_figure(view):
+    curves = cmp.method_curves({r.name: list(r.history) for r in view.runs})
+    return figs.method_curves_figure(curves, cmp.METHOD_LABELS, w2_floor), curves
+
+
+@st.fragment(run_every=1.0)
+def live() -> None:
+    now = job.view()
+    if now.finished:
+        st.rerun()  # the full page shows the results (and this fragment stops)
+    st.progress(now.progress, text=f"{now.state}: {len(now.runs)} runs, {now.progress:.0%} ({now.elapsed:.0f} s)")
+    st.plotly_chart(curves_figure(now)[0], key="live_curves")
+
+
+view = job.view()
+if view.state == "failed":
+    st.error(f"Training failed: {view.error}")
+    st.stop()
+if not view.finished:
+    live()
+    st.stop()
+if view.state == "stopped":
+    st.warning("Stopped early: curves are compared over the steps every seed reached.")
+
+st.subheader("W2 against step")
+fig, curves = curves_figure(view)
+st.plotly_chart(fig, key="curves")
+st.caption(
+    f"W2 of 50-step Euler samples against {ran.eval_points} held-out target points every {ran.eval_every} steps; "
+    "line: mean over seeds, band: min to max. Dotted: the W2 floor of two target draws of that size."
+)
+
+coverage = {}
+for r in view.runs:
+    method, _ = cmp.parse_run_name(r.name)
+    samples = r.latest.samples if r.latest is not None else None
+    coverage.setdefault(method, []).append(cmp.final_coverage(samples, ran.target))
+table = cmp.stability_table(curves, coverage if ran.target in MODES else None)
+st.subheader("Stability and diversity")
+st.dataframe(cmp.mean_pm_std(table), hide_index=True, key="stability")
+st.caption(
+    "Mean ± std over seeds. Spearman: rank correlation of W2 with step (-1 is a steady descent); diff variance: "
+    "variance of successive W2 differences; largest rise: the worst increase between two evaluations; "
+    + ("mode coverage: share of the target's modes holding at least half their expected mass." if ran.target in MODES else "mode coverage: only for mixture targets.")
+)
+st.download_button("Download the table (CSV)", table.to_csv(index=False), "gft_methods.csv", "text/csv", on_click="ignore", key="download_csv")
+
+st.subheader("Final samples")
+shown = st.radio("Seed", [s for s in range(ran.seed, ran.seed + slot.params["seeds"])], horizontal=True, key="shown_seed")
+samples, colors = {}, {}
+for method in cmp.COMPARED_METHODS:
+    run = view.run(cmp.run_name(method, shown))
+    label = cmp.METHOD_LABELS[method]
+    samples[label] = run.latest.samples if run.latest is not None else None
+    colors[label] = figs.color_of(method)
+st.plotly_chart(figs.sample_panels(samples, w.preset_points(ran.target), height=380, colors=colors), key="samples")
+st.caption(f"{PARTICLES} samples per method from the same noise (20 Euler steps), over the target (orange).")

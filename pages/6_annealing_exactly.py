@@ -1,0 +1,134 @@
+"""Annealing, exactly: GFT between two Gaussians in closed form, no training (gft.gaussian)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from gft import comparisons as cmp
+from gft import figures_compare as figs
+from gft.app.session import user_errors
+
+REVEALED = "annealing_revealed"
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def scene(pre_mean: tuple, pre_cov: str, tgt_mean: tuple, tgt_cov: str, tau_text: str):
+    """Exact numbers and the figure for one setting (milliseconds; cached so sliding back is instant)."""
+    pre = cmp.gaussian_2d(pre_mean, pre_cov)
+    target = cmp.gaussian_2d(tgt_mean, tgt_cov)
+    numbers = cmp.annealing_numbers(pre, target, cmp.parse_tau(tau_text))
+    return numbers, figs.annealing_figure(pre, target, numbers.lam)
+
+
+def why(numbers: cmp.AnnealingNumbers, same_shape: bool) -> str:
+    """One sentence on where the mean lands, for the two cases the page can show."""
+    if not numbers.lam:
+        return "At τ = 0 the objective is plain flow matching on the target: the flow lands on the target law."
+    if numbers.lam == 1:
+        return "At τ = ∞ the objective only asks to copy the pretrained drift: the flow lands on the pretrained law."
+    if same_shape:
+        return (
+            "Both Gaussians have the same shape, so their drifts differ only by a shift and the blend is exactly the "
+            f"drift towards the same shape centred at (1 − λ)·μ_target + λ·μ_pre: λ = {numbers.lam:.2f} of the way to "
+            "the pretrained mean."
+        )
+    p = numbers.mean_position
+    where = f"{p:.2f} of the way from the target mean to the pretrained mean" if np.isfinite(p) else "where the means coincide"
+    if np.isfinite(p) and numbers.mean_offset > 0.02:
+        where += f", {numbers.mean_offset:.2f} of their distance off the line through them"
+    return (
+        "The shapes differ, so the blended drift is not the drift towards any averaged Gaussian: each field also "
+        "squeezes or stretches space, and the mean lands " + where + f" (λ = {numbers.lam:.2f} would be a shape-blind guess)."
+    )
+
+
+def reveal() -> None:
+    st.session_state[REVEALED] = True
+
+
+def hide() -> None:
+    st.session_state[REVEALED] = False
+    st.session_state.pop("guess", None)
+
+
+st.title("Annealing, exactly")
+st.caption(
+    "Between Gaussians every GFT objective has a closed-form minimiser: the drift "
+    "(1 − λ)·f_target + λ·f_pre with λ = τ/(1 + τ). Nothing is trained on this page; "
+    "the flows, laws and distances are exact (source N(0, I) at t = 0, data at t = 1)."
+)
+
+with st.expander("The two Gaussians", expanded=True):
+    presets = list(cmp.COV_PRESETS)
+    p1, p2, p3, t1, t2, t3 = st.columns(6)
+    pre_x = p1.number_input("Pretrained mean x", -5.0, 5.0, -2.0, 0.5, key="pre_x", bind="query-params")
+    pre_y = p2.number_input("Pretrained mean y", -5.0, 5.0, 0.0, 0.5, key="pre_y", bind="query-params")
+    pre_cov = p3.selectbox("Pretrained shape", presets, key="pre_cov", bind="query-params")
+    tgt_x = t1.number_input("Target mean x", -5.0, 5.0, 2.0, 0.5, key="tgt_x", bind="query-params")
+    tgt_y = t2.number_input("Target mean y", -5.0, 5.0, 1.0, 0.5, key="tgt_y", bind="query-params")
+    tgt_cov = t3.selectbox("Target shape", presets, key="tgt_cov", bind="query-params")
+
+tau_text = st.select_slider(
+    "Temperature τ (held constant until training converges)",
+    cmp.TAU_CHOICES,
+    value="1",
+    key="tau",
+    bind="query-params",  # the URL holds the plain option: ?tau=inf
+)
+
+numbers = fig = None
+with user_errors("Settings"):
+    numbers, fig = scene((float(pre_x), float(pre_y)), pre_cov, (float(tgt_x), float(tgt_y)), tgt_cov, tau_text)
+if numbers is None:
+    st.stop()
+
+tau_label = "∞" if tau_text == "inf" else tau_text
+st.subheader("Predict first")
+guess = st.radio(
+    f"GFT trains at τ = {tau_label} (λ = {numbers.lam:.3g}) until it converges. Starting from noise, "
+    "where will the terminal mean of the learned flow be?",
+    cmp.MEAN_ANSWERS,
+    index=None,
+    key="guess",
+)
+revealed = st.session_state.get(REVEALED, False)
+c1, c2 = st.columns([1, 5])
+c1.button("Reveal", type="primary", on_click=reveal, key="reveal", disabled=revealed)
+c2.button("Hide and predict again", on_click=hide, key="hide", disabled=not revealed)
+if not revealed:
+    st.info("Pick an answer, then press Reveal to see the exact flow.")
+    st.stop()
+
+m = numbers.terminal.mean
+verdict = f"The exact terminal mean is ({m[0]:.2f}, {m[1]:.2f}): {numbers.answer}."
+if guess is None:
+    st.info(verdict)
+elif guess == numbers.answer:
+    st.success(f"Right. {verdict}")
+else:
+    st.warning(f"Not quite (you said: {guess}). {verdict}")
+if numbers.answer == cmp.MEAN_ANSWERS[0] and numbers.lam > 0 and abs(pre_x - tgt_x) + abs(pre_y - tgt_y) == 0:
+    st.caption("The two means coincide, so only the shapes differ: try moving one mean.")
+
+k1, k2, k3, k4 = st.columns(4)
+k1.metric("λ = τ/(1 + τ)", f"{numbers.lam:.3f}")
+k2.metric("terminal mean", f"({m[0]:.2f}, {m[1]:.2f})")
+k3.metric("W2 to target", f"{numbers.w2_to_target:.3f}", help="Closed-form W2 between the terminal law and the target")
+k4.metric("W2 to pretrained", f"{numbers.w2_to_pretrained:.3f}", help="Closed-form W2 between the terminal law and the pretrained law")
+st.markdown(
+    f"**Why.** {why(numbers, pre_cov == tgt_cov)}\n\n"
+    f"**In path space.** The learned drift differs from the target drift by exactly λ times the gap between the "
+    f"pretrained and target drifts: RMS along the target path {numbers.distance_to_target:.3f} = "
+    f"{numbers.lam:.3f} × {numbers.drift_gap:.3f}. By Girsanov the path-space KL to the target process is "
+    f"proportional to its square, λ² = {numbers.lam ** 2:.3f}: it vanishes like τ² as τ → 0, which is why the last, "
+    "cold stages of an annealing schedule cost little."
+)
+
+st.plotly_chart(fig, key="scene")
+st.caption(
+    "Dashed: pretrained (grey) and target (orange) at 1σ and 2σ. Blue: the terminal law of the flow at this τ. "
+    "Play or drag t: green arrows are the exact blended drift at time t, purple the law at t, dots the particles. "
+    "The pretrained drift is evaluated where the blended path lives, which can be far from where it was trained."
+)
+st.plotly_chart(figs.lambda_curve(cmp.parse_tau(tau_text)), key="lambda_curve")

@@ -1,0 +1,89 @@
+"""Build the digits classifier and small pretrained digits checkpoints for the explorer (seeded, CPU).
+
+    python scripts/make_digits_assets.py                       # classifier + every model below
+    python scripts/make_digits_assets.py 0-4 --out-dir /tmp/a  # only some, elsewhere
+
+The classifier goes to ``assets/digits_classifier.pt`` (gft.classifier retrains it when missing or
+stale). Each model is the default digits convnet (gft.images.model_config()) pretrained with plain
+flow matching, independent coupling, batch 128, seed 0, on ``digits:<name>``, and written as
+``digits_pretrained_<name>.pt`` (a name the 2D asset glob ``pretrained_*.pt`` does not match).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from gft import classifier, images  # noqa: E402
+from gft.checkpoints import save_checkpoint  # noqa: E402
+from gft.digits import parse_digits_spec  # noqa: E402
+from gft.models import build_model  # noqa: E402
+from gft.training import Trainer, TrainConfig  # noqa: E402
+
+ASSET_DIR = Path(__file__).resolve().parents[1] / "assets"
+# The sources a story needs: new classes (0-4 -> 5-9) and style shifts (0-9 -> 0-9+invert -> ...).
+SHIPPED_DIGITS = ("0-4", "0-9")
+
+
+def make(name: str, steps: int, seed: int, out_dir: Path) -> dict:
+    spec = f"digits:{name}"
+    config = TrainConfig(
+        method="pretrain",
+        steps=steps,
+        batch=images.DEFAULT_BATCH,
+        lr=1e-3,
+        seed=seed,
+        device="cpu",
+        callback_every=250,
+        eval_every=max(steps // 4, 1),  # the cheap training FD, kept in the checkpoint's history
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # initial weights only
+        model = build_model(images.model_config())
+    train_x, held_x = images.target_sets(spec, None, seed)
+    trainer = Trainer(model, train_x, config, eval_target=held_x, eval_fn=images.training_eval_fn(spec, seed))
+    try:
+        result = trainer.run()
+    finally:
+        trainer.close()
+    metrics = images.evaluate_images(trainer.model, spec, n=1000, seed=seed)
+    extra = {"parent": None, "history": result.history, "limit": None, "made_by": "scripts/make_digits_assets.py", "fd": metrics["fd"]}
+    path = out_dir / f"digits_pretrained_{name}.pt"
+    save_checkpoint(path, trainer.model, spec, config.to_dict(), extra)
+    keys = ("fd", "fd_floor", "target_fraction", "class_entropy", "nn_distance_ratio")
+    return {"name": name, "path": str(path), "steps_per_second": result.steps_per_second, **{k: metrics[k] for k in keys}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", default=list(SHIPPED_DIGITS), help=f"class specs, default {SHIPPED_DIGITS}")
+    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out-dir", type=Path, default=ASSET_DIR)
+    parser.add_argument("--skip-classifier", action="store_true")
+    args = parser.parse_args(argv)
+    for name in args.names:
+        try:
+            parse_digits_spec(f"digits:{name}")  # a bad spec fails before any training
+        except ValueError as exc:
+            parser.error(str(exc))
+    torch.set_num_threads(2)
+    if not args.skip_classifier:
+        start = time.perf_counter()
+        model = classifier.load_classifier(classifier.DEFAULT_PATH)
+        acc = classifier.accuracy(model, parse_digits_spec("digits:0-9"))
+        print(f"classifier: held-out accuracy {acc:.3f}  {time.perf_counter() - start:.1f} s", flush=True)
+    for name in args.names:
+        print(json.dumps(make(name, args.steps, args.seed, args.out_dir)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

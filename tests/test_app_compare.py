@@ -1,0 +1,168 @@
+"""Pages 4-6 of the explorer under streamlit.testing.v1.AppTest: render, URL state, a real short run, reveal."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+
+from gft import comparisons as cmp
+from gft import gaussian as gauss
+
+PAGES = Path(__file__).resolve().parents[1] / "pages"
+COUPLINGS_PAGE = str(PAGES / "4_compare_couplings.py")
+METHODS_PAGE = str(PAGES / "5_compare_methods.py")
+ANNEALING_PAGE = str(PAGES / "6_annealing_exactly.py")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # The job thread and AppTest's script thread share 2 cores: more intra-op threads only contend.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _app(path: str, **params: str) -> AppTest:
+    at = AppTest.from_file(path, default_timeout=120)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def _specs(at: AppTest) -> list[dict]:
+    return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+
+
+def _axes(spec: dict) -> set[str]:
+    return {k for k in spec["layout"] if k.startswith("xaxis")}
+
+
+def _run_until(at: AppTest, done, timeout: float) -> None:
+    """AppTest never reruns by itself and timed fragments do not tick: rerun until ``done(at)``."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        time.sleep(2.0)  # each rerun redraws the live charts, which takes CPU from the training thread
+        at.run()
+        assert not at.exception, at.exception
+        assert not at.error, [e.value for e in at.error]
+        if done(at):
+            return
+    pytest.fail(f"the page did not finish within {timeout} s: {[p.proto.text for p in at.get('progress')]}")
+
+
+def _stop_job(at: AppTest, owner: str) -> None:
+    stop = at.button(key=f"{owner}_stop")
+    if not stop.disabled:
+        stop.click().run()
+
+
+# ---- page 4 ------------------------------------------------------------------------------------
+def test_couplings_page_renders_fresh():
+    at = _app(COUPLINGS_PAGE)
+    assert not at.error
+    assert at.session_state["steps"] == 300 and at.session_state["reg"] == 1.0 and at.session_state["seed"] == 0
+    panels = [s for s in _specs(at) if "xaxis2" in s["layout"]]
+    assert len(panels) == 1 and _axes(panels[0]) == {"xaxis", "xaxis2", "xaxis3"}  # the couplings, one panel each
+    assert "Press Start" in at.info[0].value
+
+
+def test_couplings_page_reads_the_url_and_reports_bad_schedules():
+    at = _app(COUPLINGS_PAGE, pre="circles", target="moons", seed="5", reg="0.2", steps="50", fam="stages", ratio="1.5")
+    assert at.session_state["pre"] == "circles" and at.session_state["target"] == "moons"
+    assert at.session_state["seed"] == 5 and at.session_state["reg"] == 0.2 and at.session_state["steps"] == 50
+    assert len(at.error) == 1 and "ratio must be in (0, 1)" in at.error[0].value
+    assert not [s for s in _specs(at) if "xaxis3" in s["layout"]]  # nothing below a bad setting
+
+
+def test_couplings_short_run_through_the_background_job(monkeypatch):
+    monkeypatch.setattr(cmp, "EVALUATION_POINTS", 200)  # the page reads it at run time
+    at = _app(COUPLINGS_PAGE, steps="20", batch="64", reg="5.0", seed="1")
+    at.button(key="compare_couplings_start").click().run()
+    assert not at.exception, at.exception
+    try:
+        _run_until(at, lambda a: len(a.dataframe) > 0, timeout=240)
+    finally:
+        _stop_job(at, "compare_couplings")
+    animations = [s for s in _specs(at) if s.get("frames")]
+    assert len(animations) == 1
+    anim = animations[0]
+    assert len(anim["frames"]) == 21  # a snapshot at step 0 and after each of the 20 steps
+    assert _axes(anim) == {"xaxis", "xaxis2", "xaxis3"}
+    assert len(anim["layout"]["sliders"]) == 1 and len(anim["layout"]["sliders"][0]["steps"]) == 21
+    assert anim["layout"]["sliders"][0]["steps"][-1]["label"].startswith("step 20 · τ")
+    table = at.dataframe[0].value
+    assert list(table["coupling"]) == ["independent", "ot", "sinkhorn"]
+    assert (table["steps"] == 20).all() and (table["W2"] > 0).all()
+    assert table.loc[table["coupling"] == "independent", "OT ms/batch"].item() == 0
+    assert (table.loc[table["coupling"] != "independent", "OT ms/batch"] > 0).all()
+
+
+# ---- page 5 ------------------------------------------------------------------------------------
+def test_methods_page_renders_fresh_and_from_the_url():
+    at = _app(METHODS_PAGE)
+    assert not at.error and at.session_state["seeds"] == 3
+    at = _app(METHODS_PAGE, seeds="2", coupling="ot", target="25gaussians", fam="linear", taumax="5")
+    assert at.session_state["seeds"] == 2 and at.session_state["coupling"] == "ot"
+    assert at.session_state["target"] == "25gaussians" and at.session_state["fam"] == "linear"
+    assert not at.error and "6 runs" in at.info[0].value
+    assert "`linear:5`" in at.caption[1].value
+
+
+@pytest.mark.slow
+def test_methods_short_run_shows_curves_stability_and_samples():
+    at = _app(METHODS_PAGE, steps="30", seeds="2", batch="64")
+    at.button(key="compare_methods_start").click().run()
+    try:
+        _run_until(at, lambda a: len(a.dataframe) > 0, timeout=300)
+    finally:
+        _stop_job(at, "compare_methods")
+    table = at.dataframe[0].value
+    assert list(table["method"]) == ["GFT", "standard fine-tuning", "from scratch"]
+    assert (table["seeds"] == 2).all()
+    assert all("±" in v for v in table["Spearman"]) and all("±" in v for v in table["mode coverage"])
+    specs = _specs(at)
+    assert any(_axes(s) == {"xaxis", "xaxis2", "xaxis3"} for s in specs)  # final samples, 3 panels
+
+
+# ---- page 6 ------------------------------------------------------------------------------------
+def test_annealing_page_hides_the_answer_until_reveal():
+    at = _app(ANNEALING_PAGE)
+    assert not at.error and at.session_state["tau"] == "1"
+    assert not at.get("plotly_chart") and not at.metric  # predict first
+    at.radio(key="guess").set_value("exactly halfway between the two means").run()
+    at.button(key="reveal").click().run()
+    assert not at.exception
+    # Default: both round, means (-2, 0) and (2, 1): the tau = 1 flow lands exactly halfway.
+    assert "Right." in at.success[0].value
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["terminal mean"] == "(0.00, 0.50)" and metrics["λ = τ/(1 + τ)"] == "0.500"
+    spec = _specs(at)[0]
+    assert len(spec["frames"]) == 21 and len(spec["layout"]["sliders"]) == 1
+
+
+def test_annealing_page_reveal_shows_the_exact_numbers_from_the_url():
+    at = _app(ANNEALING_PAGE, tau="4", tgt_cov="tilted", tgt_x="1.5", pre_y="-1")
+    assert at.session_state["tau"] == "4" and at.session_state["tgt_cov"] == "tilted"
+    assert at.session_state["tgt_x"] == 1.5 and at.session_state["pre_y"] == -1.0
+    at.radio(key="guess").set_value("on the target mean").run()
+    at.button(key="reveal").click().run()
+    pre = gauss.Gaussian(np.array([-2.0, -1.0]), np.eye(2))
+    target = gauss.Gaussian(np.array([1.5, 1.0]), np.array(cmp.COV_PRESETS["tilted"]))
+    exact = gauss.terminal_law(pre, target, 0.8)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["terminal mean"] == f"({exact.mean[0]:.2f}, {exact.mean[1]:.2f})"
+    assert metrics["W2 to target"] == f"{gauss.gaussian_w2(exact, target):.3f}"
+    assert "Not quite" in at.warning[0].value  # lambda = 0.8 stays far from the target
+    at.select_slider(key="tau").set_value("0").run()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["terminal mean"] == "(1.50, 1.00)" and metrics["W2 to target"] == "0.000"
+    assert "Right." in at.success[0].value

@@ -1,0 +1,169 @@
+"""The Images page (pages/7_images.py) under AppTest, and the digit-grid figures it draws.
+
+AppTest never reruns by itself and timed fragments do not tick: a run is followed by calling
+``at.run()`` until the finished job's animation appears (with a timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gft import figures_images as fi
+from gft.training import Snapshot
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGE = "pages/7_images.py"
+ASSETS = [ROOT / "assets" / f"digits_pretrained_{n}.pt" for n in ("0-4", "0-9")]
+needs_assets = pytest.mark.skipif(not all(p.is_file() for p in ASSETS), reason="run scripts/make_digits_assets.py first")
+# 30 steps, 7 snapshots (every 5 steps, step 0 included) of 16 digits x 4 Euler steps, no training FD.
+SHORT_RUN = {"im_steps": "30", "im_frames": "6", "im_grid": "16", "im_euler": "4", "im_fd_checks": "0", "im_eval_n": "20",
+             "im_coupling": "independent", "im_batch": "32"}
+
+
+# ---- figures --------------------------------------------------------------------------------------
+def test_mosaic_places_tiles_with_nan_gaps():
+    tiles = np.stack([np.full((8, 8), float(v)) for v in (0, 4, 8, 12, 16)]).astype(np.float32)
+    m = fi.mosaic(tiles, cols=3)
+    assert m.shape == (2 * 9 - 1, 3 * 9 - 1)
+    assert np.nanmin(m) == 0.0 and np.nanmax(m) == 16.0
+    # Tile i sits at row i // 3, column i % 3, with one NaN pixel between neighbours.
+    assert np.all(m[9:17, 9:17] == 16.0) and np.all(m[0:8, 18:26] == 8.0)
+    assert np.isnan(m[8, :]).all() and np.isnan(m[:, 8]).all()
+    assert np.isnan(m[9:17, 18:26]).all()  # the sixth cell is empty
+    assert fi.mosaic(tiles).shape == (17, 26)  # near-square default: 3 columns for 5 tiles
+    with pytest.raises(ValueError):
+        fi.mosaic(np.zeros((0, 8, 8)))
+
+
+def test_pixels_clamp_to_the_pixel_range():
+    x = torch.linspace(-3, 3, 4 * 64).reshape(4, 1, 8, 8)
+    p = fi.pixels(x)
+    assert p.shape == (4, 8, 8) and p.dtype == np.float32
+    assert p.min() == 0.0 and p.max() == 16.0
+    assert np.isclose(fi.pixels(torch.zeros(1, 1, 8, 8)), 8.0).all()  # model scale 0 is mid-grey
+
+
+def _snaps(steps: list[int], n: int = 9, k: int = 5, seed: int = 0) -> list[Snapshot]:
+    rng = np.random.default_rng(seed)
+    return [Snapshot(s, steps[-1], 1.0, 0.5, 0.1, None, rng.normal(size=(k + 1, n, 1, 8, 8)).astype(np.float32)) for s in steps]
+
+
+def test_digit_animation_has_one_frame_per_snapshot_and_redraws():
+    runs = {"gft": _snaps([0, 10, 20, 30]), "standard": _snaps([0, 10, 30], seed=1)}
+    fig = fi.digit_animation(runs)
+    spec = fig.to_plotly_json()
+    assert len(spec["frames"]) == 4
+    assert all(len(f["data"]) == 2 and f["data"][0]["type"] == "heatmap" for f in spec["frames"])
+    # Heatmaps only move with redraw: True (play button and every slider step).
+    assert spec["layout"]["updatemenus"][0]["buttons"][0]["args"][1]["frame"]["redraw"] is True
+    assert all(s["args"][1]["frame"]["redraw"] is True for s in spec["layout"]["sliders"][0]["steps"])
+    # The standard run has no step-20 snapshot: frame 3 shows its step-10 grid.
+    expected = fi.mosaic(fi.pixels(runs["standard"][1].trajectory[-1]))
+    np.testing.assert_array_equal(np.asarray(fig.frames[2].data[1].z, dtype=np.float32), expected)
+    assert "step 20" in spec["frames"][2]["layout"]["title"]["text"]
+    with pytest.raises(ValueError):
+        fi.digit_animation({"gft": [Snapshot(0, 1, 0.0, 0.0, None, None, None)]})
+
+
+def test_time_scrub_has_one_frame_per_ode_time():
+    snap = _snaps([30], k=6)[0]
+    spec = fi.time_scrub_animation({"gft": snap, "standard": snap}).to_plotly_json()
+    assert len(spec["frames"]) == 7
+    labels = [s["label"] for s in spec["layout"]["sliders"][0]["steps"]]
+    assert labels[0] == "0.000" and labels[-1] == "1.000"
+
+
+def test_metrics_csv_has_a_row_per_run():
+    m = {"fd": 1.5, "fd_floor": 0.5, "fd_by_steps": {"1": 9.0, "2": 5.0}, "class_fractions": {str(c): 0.1 for c in range(10)}}
+    text = fi.metrics_csv({"gft": m, "standard": dict(m, fd=2.5)}, {"scenario": "x"})
+    lines = text.strip().split("\n")
+    assert len(lines) == 3
+    head = lines[0].split(",")
+    assert head[:3] == ["scenario", "run", "fd"] and "fd_2_steps" in head and "class_9" in head
+    assert lines[2].split(",")[2] == "2.5"
+
+
+# ---- the page -------------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)  # what app.py does on CPU
+    yield
+
+
+def page(params: dict | None = None) -> AppTest:
+    at = AppTest.from_file(str(ROOT / PAGE), default_timeout=120)
+    for key, value in (params or {}).items():
+        at.query_params[key] = value
+    return at
+
+
+@needs_assets
+def test_page_renders_fresh():
+    at = page().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Images" in at.title[0].value
+    assert not at.error
+    assert at.selectbox(key="im_scenario").value == "new classes"
+    assert any(b.label == "Start" for b in at.button)
+
+
+@needs_assets
+def test_url_params_seed_the_widgets():
+    at = page({"im_scenario": "limited data", "im_class": "3", "im_images": "10", "im_steps": "250", "im_seed": "5"}).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="im_scenario").value == "limited data"
+    assert at.selectbox(key="im_class").value == 3
+    assert at.selectbox(key="im_images").value == "10"
+    assert at.number_input(key="im_steps").value == 250
+    assert at.number_input(key="im_seed").value == 5
+    assert any("digits:3 (10 images)" in m.value for m in at.markdown)
+
+
+@needs_assets
+def test_chain_without_a_session_model_is_a_message_not_a_traceback():
+    at = page({"im_scenario": "style chain"}).run()
+    assert not at.exception
+    assert any("style-shift scenario first" in e.value for e in at.error)
+    at.button(key="images_start").click().run()
+    assert not at.exception
+    assert any("No pretrained model" in e.value for e in at.error)
+
+
+def _animations(at: AppTest) -> list[dict]:
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    return [s for s in specs if s.get("frames")]
+
+
+@needs_assets
+def test_short_run_completes_in_the_background_and_animates():
+    at = page(SHORT_RUN).run()
+    assert not at.exception
+    at.button(key="images_start").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    end = time.monotonic() + 300
+    while time.monotonic() < end:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if any("Take it away" in s.value for s in at.subheader):
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"no results within 300 s; errors: {[e.value for e in at.error]}")
+    assert not at.error, [e.value for e in at.error]
+    anims = _animations(at)
+    assert len(anims) == 2
+    digits, scrub = anims
+    assert len(digits["frames"]) == 7  # snapshots at steps 0, 5, ..., 30
+    assert len(digits["frames"][0]["data"]) == 2  # GFT and standard side by side
+    assert len(scrub["frames"]) == 5  # Euler steps + 1 ODE times
+    labels = [m.label for m in at.metric]
+    assert labels.count("FD") == 2

@@ -1,0 +1,143 @@
+"""A real browser against a real server: Debian's Chromium, driven by Playwright, on ``streamlit run app.py``.
+
+Opens every page, runs the one-click demo, waits for the animation, presses Play and checks that the
+frame advances. Screenshots go to ``artifacts/screenshots`` (or ``$GFT_ARTIFACTS``) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SHOTS = Path(os.environ.get("GFT_ARTIFACTS", ROOT / "artifacts")) / "screenshots"
+LAUNCH_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PAGES = {  # url path -> a heading the page must show
+    "start_here": "Gradual fine-tuning of flow models",
+    "pretrain": "Pretrain",
+    "gradual_finetune": "Gradual fine-tune",
+    "compare_couplings": "Compare couplings",
+    "compare_methods": "Compare methods",
+    "annealing_exactly": "Annealing",
+    "images": "Images",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: apt-get install -y chromium (CI's .ci/run does this)")
+    port = _free_port()
+    log = open(ROOT / "artifacts" / "streamlit.log", "w") if (ROOT / "artifacts").is_dir() else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port), "--server.headless", "true",
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read().strip() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not come up within 90 s")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        yield b
+        b.close()
+
+
+def _open(browser, url: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.set_default_timeout(120_000)
+    page.goto(url)
+    return page
+
+
+def _no_exception(page) -> None:
+    errors = page.locator('[data-testid="stException"]')
+    assert errors.count() == 0, errors.first.inner_text()[:500]
+
+
+@pytest.mark.parametrize("path,heading", list(PAGES.items()))
+def test_every_page_opens(server, browser, path, heading):
+    page = _open(browser, f"{server}/{path}")
+    try:
+        page.get_by_role("heading", name=heading).first.wait_for()
+        # Let the first rerun settle (charts drawn), then check nothing blew up.
+        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000) if path != "images" else None
+        page.wait_for_timeout(1500)
+        _no_exception(page)
+        page.screenshot(path=str(SHOTS / f"page_{path}.png"), full_page=True)
+    finally:
+        page.close()
+
+
+ACTIVE_FRAME = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')];
+  const anim = plots.filter(p => p._fullLayout && p._fullLayout.sliders && p._fullLayout.sliders.length);
+  if (!anim.length) return null;
+  const s = anim[anim.length - 1]._fullLayout.sliders[0];
+  return {active: s.active, steps: s.steps.length};
+}"""
+
+
+def test_demo_animates(server, browser):
+    page = _open(browser, f"{server}/start_here")
+    try:
+        page.get_by_role("heading", name=PAGES["start_here"]).first.wait_for()
+        started = time.monotonic()
+        page.get_by_role("button", name="Start").first.click()
+        # The animation carries Plotly's own Play button.
+        play = page.locator(".js-plotly-plot .updatemenu-button").filter(has_text="Play")
+        play.first.wait_for(timeout=180_000)
+        first_animation_s = time.monotonic() - started
+        _no_exception(page)
+        page.screenshot(path=str(SHOTS / "demo_ready.png"), full_page=True)
+        before = page.evaluate(ACTIVE_FRAME)
+        assert before is not None and before["steps"] >= 10, before
+        play.first.click()
+        page.wait_for_timeout(2500)
+        after = page.evaluate(ACTIVE_FRAME)
+        page.screenshot(path=str(SHOTS / "demo_playing.png"), full_page=True)
+        assert after["active"] > before["active"], (before, after)
+        print(f"first animation on screen {first_animation_s:.1f} s after pressing Start")
+    finally:
+        page.close()

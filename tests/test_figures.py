@@ -1,0 +1,229 @@
+"""The explorer's figures: frame counts, trace layout, float32 payloads, fixed axes, per-frame labels."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gft import figures
+from gft.models import FlowModel, ModelConfig
+from gft.schedules import lambda_of_tau
+from gft.training import Snapshot
+
+
+class AffineFlow(FlowModel):
+    """v(x, t) = a * t * x + b: a closed form to check the model evaluations against."""
+
+    def __init__(self, a: float = 2.0, b: tuple[float, float] = (0.5, -1.0)) -> None:
+        super().__init__()
+        self.config = ModelConfig()
+        self.a = torch.nn.Parameter(torch.tensor(a))
+        self.register_buffer("b", torch.tensor(b))
+
+    def heads(self, x, t):
+        return {"velocity": self.a * t[:, None] * x + self.b}
+
+
+def _snapshots(n_frames: int = 7, k: int = 5, n: int = 40, total: int = 60) -> list[Snapshot]:
+    rng = np.random.default_rng(0)
+    taus = np.linspace(8.0, 0.0, n_frames)
+    out = []
+    for i, tau in enumerate(taus):
+        traj = rng.normal(size=(k + 1, n, 2)).astype(np.float32)
+        step = round(i * total / (n_frames - 1))
+        out.append(Snapshot(step, total, float(tau), lambda_of_tau(float(tau)), 0.1, None, traj))
+    return out
+
+
+def _spec(fig) -> dict:
+    return json.loads(fig.to_json())
+
+
+def test_trajectory_animation_has_one_frame_per_snapshot_with_the_moving_traces_only():
+    snaps = _snapshots()
+    pre = np.zeros((300, 2), np.float32)
+    tgt = np.ones((300, 2), np.float32)
+    fig = figures.trajectory_animation(snaps, pre, tgt, max_particles=30, max_paths=10)
+    assert len(fig.frames) == len(snaps)
+    assert figures.frame_count(_spec(fig)) == len(snaps)
+    assert len(fig.data) == 2 + 3  # two static clouds + paths, particles, label
+    for frame in fig.frames:
+        assert list(frame.traces) == [2, 3, 4]  # static clouds are never resent
+        assert len(frame.data) == 3
+    # slider: one step per frame, pointing at that frame by name
+    steps = fig.layout.sliders[0].steps
+    assert [s.args[0][0] for s in steps] == [f.name for f in fig.frames]
+
+
+def test_animation_frames_carry_step_tau_and_lambda_labels():
+    snaps = _snapshots()
+    fig = figures.trajectory_animation(snaps)
+    for snap, frame, step in zip(snaps, fig.frames, fig.layout.sliders[0].steps):
+        label = frame.data[2].text[0]
+        assert f"step {snap.step}/{snap.total_steps}" in label
+        assert f"τ = {snap.tau:.3g}" in label
+        assert f"λ = {snap.lam:.3f}" in label
+        assert step.label == label
+    # lambda really is tau / (1 + tau) in the labels (the first frame has tau = 8)
+    assert "λ = 0.889" in fig.frames[0].data[2].text[0]
+    assert "τ = 0 · λ = 0.000" in fig.frames[-1].data[2].text[0]
+
+
+def test_animation_arrays_are_float32_and_axes_fixed():
+    snaps = _snapshots()
+    fig = figures.trajectory_animation(snaps, np.zeros((50, 2)), np.ones((50, 2)))
+    for trace in list(fig.data) + [t for f in fig.frames for t in f.data]:
+        assert np.asarray(trace.x).dtype == np.float32
+        assert np.asarray(trace.y).dtype == np.float32
+    spec = _spec(fig)
+    assert spec["frames"][0]["data"][1]["x"]["dtype"] == "f4"  # sent as binary float32, not lists
+    for axis in ("xaxis", "yaxis"):
+        assert spec["layout"][axis]["range"] == list(figures.AXIS_RANGE)
+        assert spec["layout"][axis]["autorange"] is False
+    # animation never redraws the whole figure (Scattergl would freeze; SVG scatter animates)
+    play = fig.layout.updatemenus[0].buttons[0].args[1]
+    assert play["frame"]["redraw"] is False
+    assert all(t.type == "scatter" for t in fig.data)
+
+
+def test_animation_particles_are_the_same_seeds_in_every_frame_and_respect_the_budget():
+    snaps = _snapshots(n=40)
+    fig = figures.trajectory_animation(snaps, max_particles=25, max_paths=4)
+    for snap, frame in zip(snaps, fig.frames):
+        np.testing.assert_array_equal(np.asarray(frame.data[1].x), snap.trajectory[-1, :25, 0])
+        x = np.asarray(frame.data[0].x)
+        assert x.size == 4 * (snap.trajectory.shape[0] + 1)  # 4 polylines, NaN-separated
+
+
+def test_long_trajectories_keep_the_animated_points_within_budget():
+    snaps = _snapshots(n_frames=3, k=100, n=2500)
+    fig = figures.trajectory_animation(snaps)
+    for frame in fig.frames:
+        assert len(frame.data[0].x) <= figures.PATH_POINTS  # fewer paths when each has more vertices
+        assert len(frame.data[1].x) == 2000  # particles capped at the ~2,000-point budget
+
+
+def test_animation_without_trajectories_is_refused():
+    snaps = [Snapshot(0, 10, 1.0, 0.5, 0.1, None, None)]
+    with pytest.raises(ValueError, match="snapshot_particles"):
+        figures.trajectory_animation(snaps)
+
+
+def test_paths_are_polylines_of_each_particle_separated_by_nan():
+    traj = np.arange(4 * 3 * 2, dtype=np.float32).reshape(4, 3, 2)  # K+1 = 4 points, 3 particles
+    x, y = figures.paths_xy(traj, 2)
+    assert x.shape == (2 * 5,)
+    np.testing.assert_array_equal(x[:4], traj[:, 0, 0])
+    np.testing.assert_array_equal(y[5:9], traj[:, 1, 1])
+    assert np.isnan(x[4]) and np.isnan(x[9])
+
+
+def test_arrows_start_at_the_point_and_end_at_point_plus_scaled_vector():
+    p = np.array([[0.0, 0.0], [1.0, 2.0]], np.float32)
+    v = np.array([[1.0, 0.0], [0.0, -2.0]], np.float32)
+    x, y = figures.arrows_xy(p, v, scale=0.5)
+    seg = np.stack([x, y], axis=1).reshape(2, 7, 2)
+    np.testing.assert_allclose(seg[:, 0], p)
+    np.testing.assert_allclose(seg[:, 1], p + 0.5 * v)
+    np.testing.assert_allclose(seg[:, 4], p + 0.5 * v)  # both head strokes meet at the tip
+    assert np.isnan(seg[:, 2]).all() and np.isnan(seg[:, 6]).all()
+    # head strokes point backwards: shorter than the arrow, on its tail side
+    back = seg[:, 3] - seg[:, 1]
+    assert (np.einsum("ij,ij->i", back, 0.5 * v) < 0).all()
+
+
+def test_arrow_scale_maps_the_95th_percentile_norm_to_the_requested_length():
+    v = np.zeros((100, 2), np.float32)
+    v[:, 0] = np.linspace(0, 10, 100)
+    scale = figures.arrow_scale(v, length=0.5)
+    assert scale * np.percentile(np.abs(v[:, 0]), 95) == pytest.approx(0.5)
+    assert figures.arrow_scale(None) == 1.0
+
+
+def test_time_scrub_has_one_frame_per_euler_step_and_optional_arrow_layers():
+    k, n = 6, 20
+    traj = np.cumsum(np.random.default_rng(1).normal(size=(k + 1, n, 2)), axis=0).astype(np.float32)
+    plain = figures.time_scrub_figure(traj)
+    assert len(plain.frames) == k + 1
+    assert len(plain.frames[0].data) == 2  # particles + label
+    grid = figures.grid_points(5)
+    field = (grid, np.ones((k + 1, len(grid), 2), np.float32))
+    full = figures.time_scrub_figure(traj, np.zeros((10, 2)), np.ones((10, 2)), drift_pre=np.ones_like(traj), field=field, learned_arrows=True)
+    assert len(full.frames) == k + 1
+    assert len(full.frames[0].data) == 5  # particles, f_pre, learned, field, label
+    for kk, frame in enumerate(full.frames):
+        np.testing.assert_array_equal(np.asarray(frame.data[0].x), traj[kk, :, 0])
+        assert frame.data[-1].text[0].startswith(f"t = {kk / k:.2f}")
+    with pytest.raises(ValueError, match="trajectory"):
+        figures.time_scrub_figure(np.zeros((1, 5, 2)))
+
+
+def test_learned_arrows_are_the_euler_increments():
+    k = 4
+    traj = np.zeros((k + 1, 3, 2), np.float32)
+    traj[:, :, 0] = np.arange(k + 1)[:, None] * 0.25  # constant velocity 1 in x
+    fig = figures.time_scrub_figure(traj, learned_arrows=True)
+    x = np.asarray(fig.frames[0].data[1].x).reshape(3, 7)
+    lengths = x[:, 1] - x[:, 0]
+    assert np.allclose(lengths, lengths[0]) and lengths[0] > 0  # same velocity everywhere, pointing +x
+
+
+def test_drift_along_and_velocity_field_match_the_closed_form():
+    model = AffineFlow(a=2.0, b=(0.5, -1.0))
+    k, n = 4, 6
+    traj = np.random.default_rng(2).normal(size=(k + 1, n, 2)).astype(np.float32)
+    v = figures.drift_along(model, traj)
+    t = np.linspace(0, 1, k + 1, dtype=np.float32)[:, None, None]
+    np.testing.assert_allclose(v, 2.0 * t * traj + np.array([0.5, -1.0], np.float32), rtol=1e-6, atol=1e-6)
+    grid, field = figures.velocity_field(model, [0.0, 0.5, 1.0], n=3, lim=2.0)
+    assert grid.shape == (9, 2) and field.shape == (3, 9, 2)
+    np.testing.assert_allclose(field[1], 1.0 * grid + np.array([0.5, -1.0]), atol=1e-6)
+    with pytest.raises(ValueError, match="one time per row"):
+        figures.drift_along(model, traj, times=[0.0, 1.0])
+
+
+def test_model_trajectories_are_seeded_and_end_at_the_samples():
+    model = AffineFlow()
+    a = figures.model_trajectories(model, 50, seed=3, steps=10)
+    b = figures.model_trajectories(model, 50, seed=3, steps=10)
+    assert a.shape == (11, 50, 2) and a.dtype == np.float32
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(figures.model_samples(model, 50, seed=3, steps=10), a[-1], atol=1e-6)
+
+
+def test_schedule_preview_plots_tau_and_lambda():
+    steps = np.arange(5)
+    tau = np.array([4.0, 2.0, 1.0, 0.0, 0.0])
+    fig = figures.schedule_figure(steps, tau, tau / (1 + tau))
+    assert len(fig.data) == 2
+    np.testing.assert_allclose(np.asarray(fig.data[1].y), [0.8, 2 / 3, 0.5, 0, 0], rtol=1e-6)
+    assert fig.data[1].yaxis == "y2"
+
+
+def test_live_figures_stay_light():
+    samples = np.random.default_rng(0).normal(size=(3000, 2))
+    fig = figures.live_scatter(samples, samples, max_points=500)
+    assert all(len(t.x) <= 500 for t in fig.data)
+    assert not fig.frames
+    hist = [{"step": i, "tau": 0.0, "lambda": 0.0, "loss": 1.0 / (i + 1), "w2": 2.0 if i % 5 == 0 else None} for i in range(20)]
+    curves = figures.curves_figure(hist)
+    assert len(curves.data[0].x) == 20 and len(curves.data[1].x) == 4
+
+
+def test_history_csv_round_trips_with_blank_w2():
+    hist = [{"step": 0, "tau": 4.0, "lambda": 0.8, "loss": None, "w2": 1.5}, {"step": 10, "tau": 0.0, "lambda": 0.0, "loss": 0.25}]
+    rows = list(csv.DictReader(io.StringIO(figures.history_csv(hist, {"run": "gft"}))))
+    assert rows[0] == {"run": "gft", "step": "0", "tau": "4.0", "lambda": "0.8", "loss": "", "w2": "1.5"}
+    assert rows[1]["w2"] == "" and float(rows[1]["loss"]) == 0.25
+
+
+def test_animation_html_is_standalone():
+    html = figures.animation_html(figures.trajectory_animation(_snapshots(n_frames=3, n=5)))
+    assert "<html" in html and "Plotly.addFrames" in html
+    assert 'src="https://cdn.plot.ly' not in html
+    assert len(html) > 1_000_000  # plotly.js inlined (no network at run time)
