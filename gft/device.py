@@ -22,7 +22,8 @@ def describe_device(device: torch.device) -> str:
     """Human-readable name: the GPU model or 'CPU (N threads)'."""
     if device.type == "cuda":
         return f"GPU: {torch.cuda.get_device_name(device)}"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"CPU ({n} thread{'s' if n != 1 else ''})"
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:

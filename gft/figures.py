@@ -86,11 +86,11 @@ def _square_axes(fig: go.Figure, height: int, title: str | None = None) -> go.Fi
     fig.update_layout(
         template="plotly_white",
         height=height,
-        margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        margin=dict(l=10, r=10, t=70 if title else 40, b=10),
         xaxis=dict(axis, constrain="domain"),
         yaxis=dict(axis, scaleanchor="x", scaleratio=1, constrain="domain"),
-        legend=dict(orientation="v", yanchor="top", y=1.0, x=1.02, xanchor="left", font=dict(size=11)),
-        title=dict(text=title, font=dict(size=14)) if title else None,
+        legend=dict(orientation="h", yanchor="bottom", y=1.01, x=0, xanchor="left", font=dict(size=11)),
+        title=dict(text=title, font=dict(size=14), y=0.99, yanchor="top") if title else None,
         uirevision="keep",
     )
     return fig
@@ -115,7 +115,7 @@ def _play_controls(frame_names: Sequence[str], labels: Sequence[str], prefix: st
     """A play/pause menu and a slider over the frames (tick labels hidden; the current label shows)."""
     anim = dict(mode="immediate", frame=dict(duration=frame_ms, redraw=False), transition=dict(duration=0))
     menus = [dict(
-        type="buttons", direction="left", showactive=False, x=0.0, y=0.0, xanchor="left", yanchor="top", pad=dict(t=40, r=10),
+        type="buttons", direction="left", showactive=False, x=0.0, y=0.0, xanchor="left", yanchor="top", pad=dict(t=28, r=10),
         buttons=[
             dict(label="▶ Play", method="animate", args=[None, dict(anim, fromcurrent=True)]),
             dict(label="❚❚ Pause", method="animate", args=[[None], dict(mode="immediate", frame=dict(duration=0, redraw=False), transition=dict(duration=0))]),
@@ -126,7 +126,7 @@ def _play_controls(frame_names: Sequence[str], labels: Sequence[str], prefix: st
         for name, label in zip(frame_names, labels)
     ]
     sliders = [dict(
-        active=0, steps=steps, x=0.16, len=0.84, y=0.0, yanchor="top", pad=dict(t=30, b=0),
+        active=0, steps=steps, x=0.2, len=0.8, y=0.0, yanchor="top", pad=dict(t=20, b=0),
         # The frame's own label is drawn inside the plot (a text trace), so the slider shows no copy.
         currentvalue=dict(prefix=prefix, font=dict(size=13, color="rgb(40,40,40)"), visible=False),
         font=dict(color="rgba(0,0,0,0)", size=8),  # 30 to 100 tick labels would overlap: hide them

@@ -291,7 +291,7 @@ def annealing_figure(
     fields = [gauss.blended_velocity(pts, pre, target, lam, t) for t in ts]
     spacing = (xr[1] - xr[0]) / (grid + 1)
     speeds = np.linalg.norm(np.stack(fields), axis=2)
-    typical = float(np.percentile(speeds, 90)) or 1.0
+    typical = float(np.median(speeds)) or 1.0
     scale = 0.9 * spacing / typical  # one scale for every t: arrow length shows speed
     cap = 1.3 * spacing / scale  # the fastest corners would hide their neighbours: clip, keep the direction
     fields = [f * np.minimum(1.0, cap / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)) for f in fields]

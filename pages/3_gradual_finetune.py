@@ -142,7 +142,7 @@ def results() -> None:
     left, right = st.columns([3, 2])
     with right:
         idx = st.select_slider(
-            "Snapshot", options=list(range(len(snaps))), value=len(snaps) - 1, key="ft_snap",
+            "Snapshot", options=list(range(len(snaps))), value=len(snaps) - 1, key=f"ft_snap_{token[:8]}",  # fresh per run
             format_func=lambda i: figures.snapshot_label(snaps[i].step, snaps[i].total_steps, snaps[i].tau, snaps[i].lam),
         )
         last = idx == len(snaps) - 1 and run.result is not None and not run.result.stopped

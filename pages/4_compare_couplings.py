@@ -26,6 +26,7 @@ def coupling_fig(target: str, seed: int, reg: float):
     return figs.coupling_figure(batches, w.preset_points(target))
 
 
+w.ensure_app_frame()
 st.title("Compare couplings")
 st.caption(
     "Three GFT runs from the same pretrained model, seed and temperature schedule; only the pairing of "

@@ -24,6 +24,7 @@ def floor(target: str, n: int, seed: int) -> float:
     return cmp.w2_floor(target, n, seed)
 
 
+w.ensure_app_frame()
 st.title("Compare methods")
 st.caption(
     "GFT with the chosen schedule against standard fine-tuning (tau = 0 from the pretrained weights) and "

@@ -7,6 +7,7 @@ import streamlit as st
 
 from gft import comparisons as cmp
 from gft import figures_compare as figs
+from gft.app import widgets as w
 from gft.app.session import user_errors
 
 REVEALED = "annealing_revealed"
@@ -52,6 +53,7 @@ def hide() -> None:
     st.session_state.pop("guess", None)
 
 
+w.ensure_app_frame()
 st.title("Annealing, exactly")
 st.caption(
     "Between Gaussians every GFT objective has a closed-form minimiser: the drift "
@@ -111,7 +113,7 @@ else:
 if numbers.answer == cmp.MEAN_ANSWERS[0] and numbers.lam > 0 and abs(pre_x - tgt_x) + abs(pre_y - tgt_y) == 0:
     st.caption("The two means coincide, so only the shapes differ: try moving one mean.")
 
-k1, k2, k3, k4 = st.columns(4)
+k1, k2, k3, k4 = st.columns([1, 1.5, 1, 1])  # the mean is a pair: give it room
 k1.metric("λ = τ/(1 + τ)", f"{numbers.lam:.3f}")
 k2.metric("terminal mean", f"({m[0]:.2f}, {m[1]:.2f})")
 k3.metric("W2 to target", f"{numbers.w2_to_target:.3f}", help="Closed-form W2 between the terminal law and the target")

@@ -74,3 +74,4 @@ def user_errors(what: str) -> Iterator[None]:
         yield
     except (ValueError, RuntimeError, OSError) as exc:
         st.error(f"{what}: {exc}")
+
