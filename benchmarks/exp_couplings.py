@@ -34,7 +34,7 @@ def jobs(settings: Settings, pretrained: dict[str, dict]) -> list[Job]:
                 experiment=NAME, shift=SHIFT, method=method, schedule=SCHEDULES[0], coupling=coupling, seed=seed,
                 steps=settings.coupling_steps, batch=settings.batch, pool_size=settings.pool_size,
                 eval_points=settings.coupling_eval_points, measure="full2d",
-                sinkhorn_reg=settings.sinkhorn_reg, sinkhorn_log_domain=False,
+                sinkhorn_reg=settings.sinkhorn_reg,
             )
             out.append(Job(run_finetune, (task, pretrained[Shift(SHIFT).source]["state"]), f"{NAME} {task.label} {coupling} seed {seed}"))
     return out

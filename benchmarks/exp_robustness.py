@@ -228,13 +228,13 @@ def stop_event(folder: Path) -> dict:
         if snap.step >= 50:
             stop.set()
 
-    result = trainer.run(stop_event=stop, callback=on_snapshot)
+    outcome = trainer.run(stop_event=stop, callback=on_snapshot)
     time.sleep(0.1)
     leftover = [t.name for t in threading.enumerate() if t.ident not in threads_before and t.is_alive()]
     finite = all(bool(p.detach().isfinite().all()) for p in trainer.model.parameters())
     problems = []
-    if not result.stopped or result.steps != 50:
-        problems.append(f"expected a stopped run at step 50, got stopped={result.stopped} at step {result.steps}")
+    if not outcome.stopped or outcome.steps != 50:
+        problems.append(f"expected a stopped run at step 50, got stopped={outcome.stopped} at step {outcome.steps}")
     if leftover:
         problems.append(f"threads left running: {leftover}")
     if not finite:

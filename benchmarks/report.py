@@ -175,8 +175,8 @@ def _couplings(results: dict, out: Path, report_path: Path) -> list[str]:
               f"beside it. Evaluated with `gft.evaluation.evaluate_2d` on {s['coupling_eval_points']} samples: W2 of "
               "dopri5 samples (atol = rtol = 1e-5, NFE as counted), W2 after 1/2/4/8 Euler steps, and path length / "
               "straightness on 100-step Euler trajectories. Sinkhorn uses reg "
-              f"{e['sinkhorn_reg']:g} in the plain (not log) domain: the gft default (reg 0.05, log domain) costs "
-              "seconds per batch in POT's numpy backend (see Speed), far too slow to train with here.", ""]
+              f"{e['sinkhorn_reg']:g} (in units of the squared cost) with gft's default solver; see Speed for its "
+              "cost per batch against exact OT.", ""]
     lines.append(table(["method", "coupling", "W2 dopri5", "NFE", "W2 1 step", "W2 2 steps", "W2 4 steps", "W2 8 steps",
                         "path length", "straightness", "mode coverage", "steps/s"],
                        [[r["label"], r["coupling"], fmt(r["w2"]), fmt(r["nfe"], 3), fmt(r["w2_euler1"]), fmt(r["w2_euler2"]),

@@ -16,7 +16,7 @@ from gft.couplings import COUPLINGS
 from gft.data import DataSpec
 from gft.device import DEVICE_CHOICES, resolve_device
 from gft.evaluation import evaluate_2d
-from gft.models import ModelConfig, build_model
+from gft.models import ModelConfig, build_model, build_seeded
 from gft.sampling import SOLVERS, noise, sample_ode, sample_sde
 from gft.training import Trainer, TrainConfig, TrainingDiverged
 
@@ -154,12 +154,13 @@ def _train_config(args: argparse.Namespace, method: str, image: bool = False) ->
     )
 
 
-def _progress(quiet: bool):
+def _progress(quiet: bool, metric: str = "W2"):
     def report(snap) -> None:
         if quiet:
             return
-        w2 = f"  W2 {snap.w2:.3f}" if snap.w2 is not None else ""
-        print(f"step {snap.step:>6}/{snap.total_steps}  tau {snap.tau:8.3f}  lambda {snap.lam:.3f}  loss {snap.loss:.4f}{w2}", flush=True)
+        w2 = f"  {metric} {snap.w2:.3f}" if snap.w2 is not None else ""
+        loss = "-" if snap.loss is None else f"{snap.loss:.4f}"  # None at step 0: nothing trained yet
+        print(f"step {snap.step:>6}/{snap.total_steps}  tau {snap.tau:8.3f}  lambda {snap.lam:.3f}  loss {loss}{w2}", flush=True)
 
     return report
 
@@ -174,7 +175,7 @@ def _run_training(args, method: str, model, pretrained, spec: DataSpec, extra: d
         eval_fn = images.training_eval_fn(spec.text, args.seed)
     trainer = Trainer(model, train_pool, config, pretrained, held_out, eval_fn=eval_fn)
     try:
-        result = trainer.run(callback=_progress(args.json))
+        result = trainer.run(callback=_progress(args.json, "FD" if spec.is_image else "W2"))
     finally:
         trainer.close()
     extra = dict(extra, history=result.history, limit=args.limit)
@@ -202,8 +203,7 @@ def cmd_pretrain(args) -> dict:
     else:
         width = 128 if args.width is None else args.width
         config = ModelConfig(width=width, depth=3 if args.depth is None else args.depth, score_head=args.score_head)
-    torch.manual_seed(args.seed)  # initial weights; the run's other streams use their own generators
-    model = build_model(config)
+    model = build_seeded(config, args.seed)
     return _run_training(args, "pretrain", model, None, spec, {"parent": None})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import math
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -116,6 +117,17 @@ def build_model(config: ModelConfig) -> FlowModel:
     if config.kind == "convnet" and "convnet" not in MODEL_BUILDERS:
         from gft import convnet  # noqa: F401  (registers the builder)
     return MODEL_BUILDERS[config.kind](config)
+
+
+_SEEDED_BUILD = threading.Lock()
+
+
+def build_seeded(config: ModelConfig, seed: int) -> FlowModel:
+    """Fresh weights drawn from ``seed``; torch's initialisers use the global RNG, so builds are
+    serialised under a lock (two app sessions starting at once must not reseed each other)."""
+    with _SEEDED_BUILD, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(config)
 
 
 def frozen_copy(model: FlowModel) -> FlowModel:

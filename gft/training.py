@@ -20,7 +20,7 @@ import torch
 from gft.couplings import COUPLINGS, Coupling
 from gft.device import make_generator, resolve_device
 from gft.metrics import wasserstein2
-from gft.models import FlowModel, build_model
+from gft.models import FlowModel, build_seeded
 from gft.objectives import GFTObjective
 from gft.paths import GaussianPath
 from gft.sampling import noise, sample_ode
@@ -157,9 +157,7 @@ class Trainer:
         self.device = resolve_device(config.device)
         if config.method == "scratch":
             # Same architecture, fresh weights drawn from the run's seed.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(config.seed)
-                model = build_model(model.config)
+            model = build_seeded(model.config, config.seed)
         elif config.method in ("gft", "standard"):
             model.load_state_dict(pretrained.state_dict())
         self.model = model.to(self.device)

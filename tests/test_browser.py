@@ -28,12 +28,12 @@ LAUNCH_ARGS = [
 ]
 PAGES = {  # url path -> a heading the page must show
     "start_here": "Gradual fine-tuning of flow models",
-    "pretrain": "Pretrain",
-    "gradual_finetune": "Gradual fine-tune",
+    "pretrain": "Pretrain a flow model",
+    "gradual_finetune": "Gradual fine-tuning",
     "compare_couplings": "Compare couplings",
     "compare_methods": "Compare methods",
     "annealing_exactly": "Annealing",
-    "images": "Images",
+    "images": "Images: GFT on handwritten digits",
 }
 
 
@@ -101,6 +101,8 @@ def test_every_page_opens(server, browser, path, heading):
     page = _open(browser, f"{server}/{path}")
     try:
         page.get_by_role("heading", name=heading).first.wait_for()
+        # app.py's frame (sidebar badge) must be there even on a deep link to a fresh server.
+        page.get_by_text("GFT explorer").or_(page.get_by_text("Gradual fine-tuning (GFT)")).first.wait_for()
         # Let the first rerun settle (charts drawn), then check nothing blew up.
         page.locator(".js-plotly-plot").first.wait_for(timeout=60_000) if path != "images" else None
         page.wait_for_timeout(1500)

@@ -177,7 +177,7 @@ def test_core_couplings_and_objective_work_on_images():
     p0, p1 = Coupling("ot").pair(x0, x1, g)
     assert p1.shape == x1.shape and pairing_cost(p0, p1) < pairing_cost(x0, x1)
     model = build_model(images.model_config(width=8))
-    # Squared distances between images are ~100: an entropic reg of 0.05 would be exact OT, slowly.
+    # Squared distances between images are ~100, ten times the 2D toys: scale the entropic reg with them.
     for coupling, sigma in (("ot", 0.0), ("sinkhorn", 0.5)):
         cfg = TrainConfig(
             method="pretrain", steps=3, batch=32, seed=0, coupling=coupling, sigma=sigma, sinkhorn_reg=5.0, eval_every=0, device="cpu"
@@ -230,15 +230,15 @@ class CopyingFlow(FlowModel):
         super().__init__()
         # A descriptor only: this "model" has no weights, just the images it memorised.
         self.config = ModelConfig(kind="mlp", data_shape=(1, 8, 8))
-        self.register_buffer("train", train.reshape(len(train), -1).clone())
+        self.register_buffer("memory", train.reshape(len(train), -1).clone())
 
     def heads(self, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
         flat = x.reshape(len(x), -1)
         one_minus = (1 - t).clamp_min(1e-3)[:, None]
         # x_t = (1 - t) x0 + t x_i: given image i, x_t ~ N(t x_i, (1 - t)^2 I).
-        d2 = ((flat[:, None, :] - t[:, None, None] * self.train[None]) ** 2).sum(-1)
+        d2 = ((flat[:, None, :] - t[:, None, None] * self.memory[None]) ** 2).sum(-1)
         weights = torch.softmax(-d2 / (2 * one_minus**2), dim=1)
-        velocity = (weights @ self.train - flat) / one_minus
+        velocity = (weights @ self.memory - flat) / one_minus
         return {"velocity": velocity.view_as(x)}
 
 

@@ -27,7 +27,7 @@ from gft.checkpoints import Checkpoint, checkpoint_bytes, checkpoint_from_bytes
 from gft.couplings import COUPLINGS
 from gft.data import DISTRIBUTIONS, points_from_bytes, sample_distribution, validate_points
 from gft.jobs import PAUSED, RUNNING, JobView, TrainingJob
-from gft.models import FlowModel, ModelConfig, build_model
+from gft.models import FlowModel, ModelConfig, build_model, build_seeded
 from gft.schedules import FAMILIES, parse_schedule
 from gft.training import Trainer, TrainConfig
 
@@ -359,9 +359,7 @@ def finetune_job(base: BaseChoice, target: DataChoice, config: TrainConfig, run_
 
 def pretrain_job(source: DataChoice, config: TrainConfig, model_config: ModelConfig, run_name: str = "pretrain", max_frames: int = 100) -> TrainingJob:
     def build() -> Trainer:
-        with torch.random.fork_rng(devices=[]):  # initial weights from the run's seed, global stream untouched
-            torch.manual_seed(config.seed)
-            model = build_model(model_config)
+        model = build_seeded(model_config, config.seed)  # initial weights from the run's seed
         return Trainer(model, source.pool(config.seed), config, eval_target=source.held_out(config.seed))
 
     return TrainingJob({run_name: build}, max_frames=max_frames)
