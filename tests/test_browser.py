@@ -26,8 +26,8 @@ LAUNCH_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-PAGES = {  # url path -> a heading the page must show
-    "start_here": "Gradual fine-tuning of flow models",
+PAGES = {  # url path -> a heading the page must show ("" is the default page, Start here)
+    "": "Gradual fine-tuning of flow models",
     "pretrain": "Pretrain a flow model",
     "gradual_finetune": "Gradual fine-tuning",
     "compare_couplings": "Compare couplings",
@@ -92,6 +92,7 @@ def _open(browser, url: str):
 
 
 def _no_exception(page) -> None:
+    assert page.get_by_text("Page not found").count() == 0, "the URL did not resolve to a page"
     errors = page.locator('[data-testid="stException"]')
     assert errors.count() == 0, errors.first.inner_text()[:500]
 
@@ -109,7 +110,7 @@ def test_every_page_opens(server, browser, path, heading):
             page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=120_000)
         page.wait_for_timeout(1500)
         _no_exception(page)
-        page.screenshot(path=str(SHOTS / f"page_{path}.png"), full_page=True)
+        page.screenshot(path=str(SHOTS / f"page_{path or 'start_here'}.png"), full_page=True)
     finally:
         page.close()
 
@@ -124,9 +125,9 @@ ACTIVE_FRAME = """() => {
 
 
 def test_demo_animates(server, browser):
-    page = _open(browser, f"{server}/start_here")
+    page = _open(browser, f"{server}/")
     try:
-        page.get_by_role("heading", name=PAGES["start_here"]).first.wait_for()
+        page.get_by_role("heading", name=PAGES[""]).first.wait_for()
         started = time.monotonic()
         start = page.get_by_role("button", name="Start").filter(visible=True).first
         try:
