@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from streamlit.testing.v1 import AppTest
 
 from gft import comparisons as cmp
@@ -18,15 +17,6 @@ PAGES = Path(__file__).resolve().parents[1] / "pages"
 COUPLINGS_PAGE = str(PAGES / "4_compare_couplings.py")
 METHODS_PAGE = str(PAGES / "5_compare_methods.py")
 ANNEALING_PAGE = str(PAGES / "6_annealing_exactly.py")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The job thread and AppTest's script thread share 2 cores: more intra-op threads only contend.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _app(path: str, **params: str) -> AppTest:

@@ -28,15 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STATUSES = {"ok", "partial", "skipped", "failed", "not run"}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The suite runs one intra-op thread per process; on a busy 2-core machine more threads only contend.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # ---- building blocks -------------------------------------------------------------------------
 def test_rotated_target_is_the_registered_law_turned_about_the_origin():
     base = sample_distribution("moons", 500, 3)
