@@ -67,16 +67,23 @@ class Coupling:
         self, x0: torch.Tensor, x1: torch.Tensor, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Return ``(x0, x1')`` where ``x1'`` is x1 reordered (or resampled, for Sinkhorn) to pair with x0."""
+        x0, x1, self.last_seconds = self.solve(x0, x1, generator)
+        return x0, x1
+
+    def solve(
+        self, x0: torch.Tensor, x1: torch.Tensor, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """:meth:`pair` plus the seconds the solve took; it writes no state, so several threads may
+        solve different batches at once (POT releases the GIL inside its solvers)."""
         if self.kind == "independent":
-            return x0, x1
+            return x0, x1, 0.0
         start = time.perf_counter()
         cost = squared_cost(x0, x1)
         if self.kind == "ot":
             idx = torch.from_numpy(ot_permutation(cost))
         else:
             idx = self._sinkhorn_partners(cost, generator, x0.device)
-        self.last_seconds = time.perf_counter() - start
-        return x0, x1[idx.to(x1.device)]
+        return x0, x1[idx.to(x1.device)], time.perf_counter() - start
 
     def _sinkhorn_partners(
         self, cost: np.ndarray, generator: torch.Generator | None, device: torch.device

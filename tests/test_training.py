@@ -108,6 +108,22 @@ def test_same_seed_same_run_and_different_seed_different_run(coupling):
     assert not torch.equal(p1, p3) and h1 != h3
 
 
+@pytest.mark.parametrize("coupling", ["ot", "sinkhorn"])
+def test_the_run_does_not_depend_on_the_number_of_ot_workers(coupling):
+    # Batches are drawn in order on the training thread and solved by 1, 2 or 3 threads that may
+    # finish in any order; the weights must come out bit for bit the same.
+    pre = _mlp(3)
+    target = sample_distribution("8gaussians", 5000, seed=0)
+    params = []
+    for workers in (1, 2, 3):
+        config = _config(method="gft", steps=25, batch=64, schedule="linear:2", coupling=coupling, sinkhorn_reg=1.0,
+                         ot_workers=workers)
+        model, result = train(_mlp(4), target, config, pretrained=pre)
+        assert result.steps == 25 and result.ot_seconds_per_batch > 0
+        params.append(_params(model))
+    assert torch.equal(params[0], params[1]) and torch.equal(params[0], params[2])
+
+
 def test_chunked_run_equals_one_run():
     pre = _mlp(3)
     target = sample_distribution("moons", 5000, seed=0)
@@ -250,7 +266,7 @@ def test_score_head_with_deterministic_ot_path_is_refused():
 @pytest.mark.parametrize(
     "field,value",
     [("method", "finetune"), ("steps", 0), ("batch", 1), ("lr", 0.0), ("lr", 2.0), ("seed", -1), ("coupling", "emd"),
-     ("sigma", -1.0), ("grad_clip", 0.0), ("eval_points", 1)],
+     ("sigma", -1.0), ("grad_clip", 0.0), ("eval_points", 1), ("ot_workers", -1), ("ot_workers", 1.5)],
 )
 def test_train_config_rejects_bad_fields(field, value):
     with pytest.raises(ValueError):
