@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import math
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Callable
 
 import torch

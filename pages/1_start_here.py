@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from gft import figures
+from gft.app import pickers as pick
+from gft.app import resources as res
 from gft.app import widgets as w
 from gft.app.session import device_label, job_slot, user_errors
 from gft.training import TrainConfig
@@ -39,14 +41,14 @@ st.caption(
     "flow-matching theory; the paper's exact formulas were not available to us."
 )
 
-base = w.base_from_name(DEMO_BASE)
+base = pick.base_from_name(DEMO_BASE)
 
 
 @st.cache_data(show_spinner="Drawing the picture ...")
 def intro_figure(key: str, _payload: bytes):
-    paths = w.model_paths(key, _payload, n=300, steps=40)
+    paths = res.model_paths(key, _payload, n=300, steps=40)
     return figures.clouds_figure(
-        w.model_cloud(key, _payload), w.preset_points(DEMO_TARGET), paths, n_paths=60, height=440,
+        res.model_cloud(key, _payload), res.preset_points(DEMO_TARGET), paths, n_paths=60, height=440,
         names=(f"pretrained model ({DEMO_BASE})", f"new target ({DEMO_TARGET})"),
     )
 
@@ -71,7 +73,7 @@ seed {DEMO.seed}. Then it plays the drift moving, one frame per snapshot.
 
 def start(paused: bool) -> bool:
     with user_errors("Cannot start the demo"):
-        target = w.DataChoice(label=DEMO_TARGET, spec=DEMO_TARGET, preset=DEMO_TARGET)
+        target = pick.DataChoice(label=DEMO_TARGET, spec=DEMO_TARGET, preset=DEMO_TARGET)
         params = {"config": DEMO.to_dict(), "pre_cloud": base.cloud(), "target_cloud": target.preview()}
         w.launch(OWNER, w.finetune_job(base, target, DEMO, RUN), params, paused=paused)
         return True

@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from gft import figures
+from gft.app import pickers as pick
+from gft.app import resources as res
 from gft.app import widgets as w
 from gft.app.session import job_slot, user_errors
 from gft.data import DISTRIBUTIONS
@@ -28,8 +30,8 @@ def trajectories_section(key: str, payload: bytes, data_cloud, label: str) -> No
     show_field = st.checkbox("show the velocity field", key="pt_show_field")
 
     def build():
-        paths = w.model_paths(key, payload, n=500, steps=40)
-        field = figures.velocity_field(w.payload_model(key, payload), [i / 40 for i in range(41)]) if show_field else None
+        paths = res.model_paths(key, payload, n=500, steps=40)
+        field = figures.velocity_field(res.payload_model(key, payload), [i / 40 for i in range(41)]) if show_field else None
         return figures.time_scrub_figure(paths, target=data_cloud, field=field, caption=label)
 
     fig = w.memo(f"{OWNER}_traj", f"field={show_field}", key, build)
@@ -44,20 +46,20 @@ def use_as_base_button(base_option: str) -> None:
 
 
 if mode == "shipped":
-    names = w.shipped_2d_names()
+    names = res.shipped_2d_names()
     if not names:
         st.error("No shipped models found in assets/: run scripts/make_assets.py.")
         st.stop()
     name = st.selectbox("Shipped model", names, index=names.index("moons") if "moons" in names else 0, key="pt_model", bind="query-params")
-    base = w.base_from_name(name)
-    ckpt = w.shipped_checkpoint(name)
+    base = pick.base_from_name(name)
+    ckpt = res.shipped_checkpoint(name)
     w2 = ckpt.extra.get("w2")
     st.caption(
         f"Pretrained on **{ckpt.data}**: MLP width {ckpt.model.config.width}, depth {ckpt.model.config.depth}, "
         f"{ckpt.train.get('steps')} steps, {ckpt.train.get('coupling')} coupling, seed {ckpt.train.get('seed')}"
         + (f", W2 to held-out data {w2:.3f}." if w2 is not None else ".")
     )
-    trajectories_section(base.key, base.payload, w.preset_points(ckpt.data) if ckpt.data in DISTRIBUTIONS else None, f"{name} (shipped)")
+    trajectories_section(base.key, base.payload, res.preset_points(ckpt.data) if ckpt.data in DISTRIBUTIONS else None, f"{name} (shipped)")
     c = st.columns(2)
     c[0].download_button("Checkpoint (.pt)", base.payload, file_name=f"pretrained_{name}.pt", mime="application/octet-stream",
                          icon=":material/download:", on_click="ignore")
@@ -66,7 +68,7 @@ if mode == "shipped":
     st.stop()
 
 # ---- train a new one ------------------------------------------------------------------------------
-source = w.data_picker("pt_", "Source data", default="moons")
+source = pick.data_picker("pt_", "Source data", default="moons")
 if source is not None:
     with st.expander("Source data", expanded=False):
         st.plotly_chart(figures.clouds_figure(target=source.preview(), height=360, names=("", source.label)), key="pt_src_fig")
@@ -77,7 +79,7 @@ batch = int(c[1].number_input("Batch", 2, 65_536, 256, 64, key="pt_batch", bind=
 lr = float(c[2].number_input("Learning rate", 1e-6, 1.0, 1e-3, 5e-4, format="%.4f", key="pt_lr", bind="query-params"))
 seed = int(c[3].number_input("Seed", 0, 2**31 - 1, 0, 1, key="pt_seed", bind="query-params"))
 width = int(c[4].selectbox("Width", (64, 128, 256), index=1, key="pt_width", bind="query-params"))
-coupling, reg = w.coupling_picker("pt_", default="ot")
+coupling, reg = pick.coupling_picker("pt_", default="ot")
 
 
 def start(paused: bool) -> bool:
@@ -115,16 +117,16 @@ if view is not None and view.state in ("done", "stopped") and params:
         st.warning("The run stopped before it trained anything worth keeping.")
         st.stop()
     label = f"pretrained on {params['label']} (seed {config['seed']}, {run.step} steps)"
-    w.memo(OWNER, "remembered", token, lambda: w.remember_session_model(payload, params["spec"], label) or True)
+    w.memo(OWNER, "remembered", token, lambda: pick.remember_session_model(payload, params["spec"], label) or True)
     st.success(f"Your model is ready and available as a base on the Gradual fine-tune page: {label}.")
     if run.frames:
         st.subheader("How the flow formed during training")
         anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, None, params["cloud"]))
         st.plotly_chart(anim, key="pt_anim")
     st.subheader("Its trajectories")
-    trajectories_section(w.payload_key(payload), payload, params["cloud"], label)
+    trajectories_section(res.payload_key(payload), payload, params["cloud"], label)
     c = st.columns(2)
     c[0].download_button("Checkpoint (.pt)", payload, file_name=f"pretrained_{params['spec'].replace('file:', '')}_seed{config['seed']}.pt",
                          mime="application/octet-stream", icon=":material/download:", on_click="ignore")
     with c[1]:
-        use_as_base_button(w.MINE)
+        use_as_base_button(pick.MINE)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from gft import figures
+from gft.app import pickers as pick
+from gft.app import resources as res
 from gft.app import widgets as w
+from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, user_errors
 from gft.training import TrainConfig
 
@@ -24,9 +27,9 @@ st.caption(
 # ---- what to fine-tune, and on what ---------------------------------------------------------------
 c1, c2 = st.columns(2)
 with c1:
-    base = w.base_picker("ft_base")
+    base = pick.base_picker("ft_base")
 with c2:
-    target = w.data_picker("ft_", "Target")
+    target = pick.data_picker("ft_", "Target")
 if base is not None and target is not None:
     with st.expander("Pretrained model and target", expanded=False):
         st.plotly_chart(
@@ -43,7 +46,7 @@ batch = int(c[2].number_input("Batch", min_value=2, max_value=65_536, value=256,
                               help="OT couplings accept at most 4096 (their cost grows as batch²)"))
 lr = float(c[3].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=2e-3, step=5e-4, format="%.4f", key="ft_lr", bind="query-params"))
 seed = int(c[4].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="ft_seed", bind="query-params"))
-coupling, reg = w.coupling_picker("ft_")
+coupling, reg = pick.coupling_picker("ft_")
 with st.expander("Animation settings"):
     a = st.columns(3)
     particles = int(a[0].number_input("Particles (fixed noise seeds)", 50, 2000, 500, 50, key="ft_particles", bind="query-params",
@@ -53,11 +56,11 @@ with st.expander("Animation settings"):
 
 if method == "gft":
     st.subheader("Temperature schedule")
-    spec = w.schedule_editor("ft_", total_steps=steps)
+    spec = schedule_editor("ft_", total_steps=steps)
 else:
     st.info(f"Method {method!r} trains at τ = 0 throughout (the schedule applies to GFT only).")
     spec = "constant:0"
-final = w.edited_final_fraction("ft_")
+final = edited_final_fraction("ft_")
 
 
 def current_config() -> TrainConfig:
@@ -160,7 +163,7 @@ def results() -> None:
 
     def scrub():
         traj = snaps[idx].trajectory
-        drift_pre = figures.drift_along(w.payload_model(params["base_key"], params["base_payload"]), traj[:, :150]) if show_pre else None
+        drift_pre = figures.drift_along(res.payload_model(params["base_key"], params["base_payload"]), traj[:, :150]) if show_pre else None
         field = None
         if show_field:
             model = job_slot().for_page(OWNER).model(RUN)

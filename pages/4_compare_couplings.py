@@ -6,7 +6,10 @@ import streamlit as st
 
 from gft import comparisons as cmp
 from gft import figures_compare as figs
+from gft.app import pickers as pick
+from gft.app import resources as res
 from gft.app import widgets as w
+from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import app_device, job_slot, user_errors
 from gft.couplings import COUPLINGS
 from gft.data import DISTRIBUTIONS
@@ -23,7 +26,7 @@ PAIRS = 64  # pairs drawn per coupling
 @st.cache_data(show_spinner=False, max_entries=32)
 def coupling_fig(target: str, seed: int, reg: float):
     batches = [cmp.coupled_batch(kind, target, PAIRS, seed, reg) for kind in COUPLINGS]
-    return figs.coupling_figure(batches, w.preset_points(target))
+    return figs.coupling_figure(batches, res.preset_points(target))
 
 
 w.ensure_app_frame()
@@ -36,7 +39,7 @@ st.caption(
 
 c1, c2, c3, c4 = st.columns(4)
 with c1:
-    base = w.base_picker("pre")
+    base = pick.base_picker("pre")
 names = sorted(DISTRIBUTIONS)
 target = c2.selectbox("Target", names, index=names.index("8gaussians"), key="target", bind="query-params")
 steps = c3.select_slider("Steps", STEPS, value=300, key="steps", bind="query-params")
@@ -49,7 +52,7 @@ reg = c5.select_slider(
 batch = c6.select_slider("Batch", BATCHES, value=128, key="batch", bind="query-params")
 lr = c7.select_slider("Learning rate", LRS, value=1e-3, key="lr", bind="query-params", format_func=lambda v: f"{v:g}")
 with st.expander("Temperature schedule (shared by the three runs)", expanded=False):
-    schedule = w.schedule_editor("", int(steps))
+    schedule = schedule_editor("", int(steps))
 if base is None or schedule is None:
     st.stop()
 if base.model().config.data_shape != (2,):
@@ -59,7 +62,7 @@ if base.model().config.data_shape != (2,):
 settings = None
 with user_errors("Settings"):
     settings = cmp.CompareSettings(
-        pretrained=base.key, target=target, schedule=schedule, final_fraction=w.edited_final_fraction(""),
+        pretrained=base.key, target=target, schedule=schedule, final_fraction=edited_final_fraction(""),
         steps=int(steps), batch=int(batch), lr=float(lr), seed=int(seed), sinkhorn_reg=float(reg), device=str(app_device()),
         evaluations=10,  # W2 of the live curves: the costliest part of a snapshot
     )  # fmt: skip
@@ -131,7 +134,7 @@ def live() -> None:
     st.progress(now.progress, text=f"{now.state}: {status} ({now.elapsed:.0f} s)")
     st.plotly_chart(figs.live_curves({r.name: r.history for r in now.runs}), key="live_curves")
     latest = {r.name: (r.latest.samples if r.latest is not None else None) for r in now.runs}
-    st.plotly_chart(figs.sample_panels(latest, w.preset_points(ran.target)), key="live_samples")
+    st.plotly_chart(figs.sample_panels(latest, res.preset_points(ran.target)), key="live_samples")
 
 
 if task is None or not task.view().done:
@@ -148,7 +151,7 @@ with user_errors("Animation"):
         panels = {r.name: r.frames for r in view.runs}
         first = view.runs[0].frames[0].samples if view.runs[0].frames else None
         suffix = {"sinkhorn": f"(reg {ran.sinkhorn_reg:g})"}
-        return figs.training_animation(panels, w.preset_points(ran.target), first, title_suffix=suffix)
+        return figs.training_animation(panels, res.preset_points(ran.target), first, title_suffix=suffix)
 
     fig = w.memo(OWNER, "animation", token, build_animation)  # built once: a new spec restarts playback
 if fig is not None:

@@ -6,7 +6,10 @@ import streamlit as st
 
 from gft import comparisons as cmp
 from gft import figures_compare as figs
+from gft.app import pickers as pick
+from gft.app import resources as res
 from gft.app import widgets as w
+from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import app_device, job_slot, user_errors
 from gft.couplings import COUPLINGS
 from gft.data import DISTRIBUTIONS, MODES
@@ -33,7 +36,7 @@ st.caption(
 
 c1, c2, c3, c4 = st.columns(4)
 with c1:
-    base = w.base_picker("pre")
+    base = pick.base_picker("pre")
 names = sorted(DISTRIBUTIONS)
 target = c2.selectbox("Target", names, index=names.index("8gaussians"), key="target", bind="query-params")
 steps = c3.select_slider("Steps (every method)", STEPS, value=500, key="steps", bind="query-params")
@@ -44,7 +47,7 @@ coupling = c6.selectbox("Coupling (every method)", COUPLINGS, key="coupling", bi
 batch = c7.select_slider("Batch", BATCHES, value=128, key="batch", bind="query-params")
 lr = c8.select_slider("Learning rate", LRS, value=1e-3, key="lr", bind="query-params", format_func=lambda v: f"{v:g}")
 with st.expander("GFT temperature schedule", expanded=False):
-    schedule = w.schedule_editor("", int(steps))
+    schedule = schedule_editor("", int(steps))
 if base is None or schedule is None:
     st.stop()
 if base.model().config.data_shape != (2,):
@@ -54,7 +57,7 @@ if base.model().config.data_shape != (2,):
 settings = None
 with user_errors("Settings"):
     settings = cmp.CompareSettings(
-        pretrained=base.key, target=target, schedule=schedule, final_fraction=w.edited_final_fraction(""),
+        pretrained=base.key, target=target, schedule=schedule, final_fraction=edited_final_fraction(""),
         steps=int(steps), batch=int(batch), lr=float(lr), seed=int(seed), coupling=coupling, sinkhorn_reg=1.0,
         device=str(app_device()), particles=PARTICLES, evaluations=15, eval_points=500,
     )  # fmt: skip
@@ -139,5 +142,5 @@ for method in cmp.COMPARED_METHODS:
     label = cmp.METHOD_LABELS[method]
     samples[label] = run.latest.samples if run.latest is not None else None
     colors[label] = figs.color_of(method)
-st.plotly_chart(figs.sample_panels(samples, w.preset_points(ran.target), height=380, colors=colors), key="samples")
+st.plotly_chart(figs.sample_panels(samples, res.preset_points(ran.target), height=380, colors=colors), key="samples")
 st.caption(f"{PARTICLES} samples per method from the same noise (20 Euler steps), over the target (orange).")

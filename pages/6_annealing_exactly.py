@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from gft import comparisons as cmp
+from gft import annealing
 from gft import figures_compare as figs
 from gft.app import widgets as w
 from gft.app.session import user_errors
@@ -16,13 +16,13 @@ REVEALED = "annealing_revealed"
 @st.cache_data(show_spinner=False, max_entries=64)
 def scene(pre_mean: tuple, pre_cov: str, tgt_mean: tuple, tgt_cov: str, tau_text: str):
     """Exact numbers and the figure for one setting (milliseconds; cached so sliding back is instant)."""
-    pre = cmp.gaussian_2d(pre_mean, pre_cov)
-    target = cmp.gaussian_2d(tgt_mean, tgt_cov)
-    numbers = cmp.annealing_numbers(pre, target, cmp.parse_tau(tau_text))
+    pre = annealing.gaussian_2d(pre_mean, pre_cov)
+    target = annealing.gaussian_2d(tgt_mean, tgt_cov)
+    numbers = annealing.annealing_numbers(pre, target, annealing.parse_tau(tau_text))
     return numbers, figs.annealing_figure(pre, target, numbers.lam)
 
 
-def why(numbers: cmp.AnnealingNumbers, same_shape: bool) -> str:
+def why(numbers: annealing.AnnealingNumbers, same_shape: bool) -> str:
     """One sentence on where the mean lands, for the two cases the page can show."""
     if not numbers.lam:
         return "At τ = 0 the objective is plain flow matching on the target: the flow lands on the target law."
@@ -62,7 +62,7 @@ st.caption(
 )
 
 with st.expander("The two Gaussians", expanded=True):
-    presets = list(cmp.COV_PRESETS)
+    presets = list(annealing.COV_PRESETS)
     p1, p2, p3, t1, t2, t3 = st.columns(6)
     pre_x = p1.number_input("Pretrained mean x", -5.0, 5.0, -2.0, 0.5, key="pre_x", bind="query-params")
     pre_y = p2.number_input("Pretrained mean y", -5.0, 5.0, 0.0, 0.5, key="pre_y", bind="query-params")
@@ -73,7 +73,7 @@ with st.expander("The two Gaussians", expanded=True):
 
 tau_text = st.select_slider(
     "Temperature τ (held constant until training converges)",
-    cmp.TAU_CHOICES,
+    annealing.TAU_CHOICES,
     value="1",
     key="tau",
     bind="query-params",  # the URL holds the plain option: ?tau=inf
@@ -90,7 +90,7 @@ st.subheader("Predict first")
 guess = st.radio(
     f"GFT trains at τ = {tau_label} (λ = {numbers.lam:.3g}) until it converges. Starting from noise, "
     "where will the terminal mean of the learned flow be?",
-    cmp.MEAN_ANSWERS,
+    annealing.MEAN_ANSWERS,
     index=None,
     key="guess",
 )
@@ -110,7 +110,7 @@ elif guess == numbers.answer:
     st.success(f"Right. {verdict}")
 else:
     st.warning(f"Not quite (you said: {guess}). {verdict}")
-if numbers.answer == cmp.MEAN_ANSWERS[0] and numbers.lam > 0 and abs(pre_x - tgt_x) + abs(pre_y - tgt_y) == 0:
+if numbers.answer == annealing.MEAN_ANSWERS[0] and numbers.lam > 0 and abs(pre_x - tgt_x) + abs(pre_y - tgt_y) == 0:
     st.caption("The two means coincide, so only the shapes differ: try moving one mean.")
 
 k1, k2, k3, k4 = st.columns([1, 1.5, 1, 1])  # the mean is a pair: give it room
@@ -133,4 +133,4 @@ st.caption(
     "Play or drag t: green arrows are the exact blended drift at time t, purple the law at t, dots the particles. "
     "The pretrained drift is evaluated where the blended path lives, which can be far from where it was trained."
 )
-st.plotly_chart(figs.lambda_curve(cmp.parse_tau(tau_text)), key="lambda_curve")
+st.plotly_chart(figs.lambda_curve(annealing.parse_tau(tau_text)), key="lambda_curve")

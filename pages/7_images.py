@@ -7,7 +7,10 @@ import streamlit as st
 from gft import figures
 from gft import figures_images as fi
 from gft import images
+from gft.app import pickers as pick
+from gft.app import resources as res
 from gft.app import widgets as w
+from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, user_errors
 from gft.assets import ASSET_DIR
 from gft.checkpoints import checkpoint_from_bytes
@@ -49,7 +52,7 @@ def shipped_digits_payload(name: str) -> bytes:
 
 @st.cache_data(show_spinner="Sampling the pretrained model ...", max_entries=16)
 def pretrained_grid(key: str, _payload: bytes, n: int, seed: int):
-    return fi.model_grid(w.payload_model(key, _payload), n, seed)
+    return fi.model_grid(res.payload_model(key, _payload), n, seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -75,7 +78,7 @@ with user_errors("No pretrained model"):
         last = st.session_state.get(LAST_MODEL)
         if last is None:
             raise ValueError("no model of this session yet: run the style-shift scenario first; its GFT model is the start of the chain")
-        base = {"key": w.payload_key(last["payload"], "images"), "label": last["label"], "data": last["data"], "payload": last["payload"]}
+        base = {"key": res.payload_key(last["payload"], "images"), "label": last["label"], "data": last["data"], "payload": last["payload"]}
     else:
         name = "0-9" if scenario == STYLE else "0-4"
         base = {"key": f"digits:{name}", "label": f"shipped digits {name}", "data": f"digits:{name}", "payload": shipped_digits_payload(name)}
@@ -91,7 +94,7 @@ steps = int(c[0].number_input("Steps", min_value=1, max_value=100_000, value=600
 batch = int(c[1].number_input("Batch", min_value=2, max_value=4096, value=128, step=32, key="im_batch", bind="query-params"))
 lr = float(c[2].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=1e-3, step=5e-4, format="%.4f", key="im_lr", bind="query-params"))
 seed = int(c[3].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="im_seed", bind="query-params"))
-coupling, reg = w.coupling_picker("im_", default="ot")
+coupling, reg = pick.coupling_picker("im_", default="ot")
 with st.expander("Animation and evaluation settings"):
     a = st.columns(5)
     grid = int(a[0].selectbox("Digits in the grid", (16, 25), index=1, key="im_grid", bind="query-params",
@@ -105,8 +108,8 @@ with st.expander("Animation and evaluation settings"):
                                    help="each run is sampled this many times (50 Euler steps) after training; more is steadier and slower"))
 
 st.subheader("Temperature schedule (GFT run)")
-spec = w.schedule_editor("im_", total_steps=steps)
-final = w.edited_final_fraction("im_")
+spec = schedule_editor("im_", total_steps=steps)
+final = edited_final_fraction("im_")
 
 if base is not None:
     with st.expander("Before training: the pretrained model and the target", expanded=False), user_errors("Cannot draw the preview"):

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gft import classifier, images  # noqa: E402
 from gft.checkpoints import save_checkpoint  # noqa: E402
 from gft.digits import parse_digits_spec  # noqa: E402
-from gft.models import build_model  # noqa: E402
+from gft.models import build_seeded  # noqa: E402
 from gft.training import Trainer, TrainConfig  # noqa: E402
 
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets"
@@ -44,9 +44,7 @@ def make(name: str, steps: int, seed: int, out_dir: Path) -> dict:
         callback_every=250,
         eval_every=max(steps // 4, 1),  # the cheap training FD, kept in the checkpoint's history
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)  # initial weights only
-        model = build_model(images.model_config())
+    model = build_seeded(images.model_config(), seed)  # initial weights only
     train_x, held_x = images.target_sets(spec, None, seed)
     trainer = Trainer(model, train_x, config, eval_target=held_x, eval_fn=images.training_eval_fn(spec, seed))
     try:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from gft import annealing
 from gft import comparisons as cmp
 from gft import gaussian as gauss
 
@@ -146,7 +147,7 @@ def test_annealing_page_reveal_shows_the_exact_numbers_from_the_url():
     at.radio(key="guess").set_value("on the target mean").run()
     at.button(key="reveal").click().run()
     pre = gauss.Gaussian(np.array([-2.0, -1.0]), np.eye(2))
-    target = gauss.Gaussian(np.array([1.5, 1.0]), np.array(cmp.COV_PRESETS["tilted"]))
+    target = gauss.Gaussian(np.array([1.5, 1.0]), np.array(annealing.COV_PRESETS["tilted"]))
     exact = gauss.terminal_law(pre, target, 0.8)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["terminal mean"] == f"({exact.mean[0]:.2f}, {exact.mean[1]:.2f})"

@@ -267,7 +267,7 @@ def _blank_png() -> bytes:
 def test_image_points_follow_the_ink_and_fill_the_box():
     from PIL import Image
 
-    from gft.app.widgets import points_from_image
+    from gft.app.pickers import points_from_image
 
     img = Image.new("L", (100, 50), 255)
     img.paste(0, (0, 0, 50, 50))  # left half black: every point must land at x < 0

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from gft import annealing
 from gft import comparisons as cmp
 from gft import figures_compare as figs
 from gft import gaussian as gauss
@@ -161,27 +162,27 @@ def test_final_coverage_only_for_mixtures():
 
 
 # ---- exact annealing between Gaussians ----------------------------------------------------------
-PRE = cmp.gaussian_2d((-2.0, 0.0), "round")
+PRE = annealing.gaussian_2d((-2.0, 0.0), "round")
 
 
 @pytest.mark.parametrize("shape", ["round", "tilted", "wide along x"])
 def test_tau_zero_lands_on_the_target_and_infinity_on_the_pretrained(shape):
-    target = cmp.gaussian_2d((2.0, 1.0), shape)
-    cold = cmp.annealing_numbers(PRE, target, 0.0)
+    target = annealing.gaussian_2d((2.0, 1.0), shape)
+    cold = annealing.annealing_numbers(PRE, target, 0.0)
     np.testing.assert_allclose(cold.terminal.mean, target.mean, atol=1e-6)
     np.testing.assert_allclose(cold.terminal.cov, target.cov, atol=1e-6)
     assert cold.lam == 0 and cold.w2_to_target < 1e-5 and cold.distance_to_target == 0
-    assert cold.answer == cmp.MEAN_ANSWERS[0]
-    hot = cmp.annealing_numbers(PRE, target, float("inf"))
+    assert cold.answer == annealing.MEAN_ANSWERS[0]
+    hot = annealing.annealing_numbers(PRE, target, float("inf"))
     np.testing.assert_allclose(hot.terminal.mean, PRE.mean, atol=1e-6)
-    assert hot.w2_to_pretrained < 1e-5 and hot.answer == cmp.MEAN_ANSWERS[4]
+    assert hot.w2_to_pretrained < 1e-5 and hot.answer == annealing.MEAN_ANSWERS[4]
     assert hot.w2_to_target == pytest.approx(gauss.gaussian_w2(PRE, target), rel=1e-6)
 
 
 @pytest.mark.parametrize("tau", [0.25, 1.0, 4.0])
 def test_numbers_match_the_oracle_and_the_lambda_law(tau):
-    target = cmp.gaussian_2d((2.0, 1.0), "tilted")
-    n = cmp.annealing_numbers(PRE, target, tau)
+    target = annealing.gaussian_2d((2.0, 1.0), "tilted")
+    n = annealing.annealing_numbers(PRE, target, tau)
     lam = tau / (1 + tau)
     ref = gauss.terminal_law(PRE, target, lam)
     assert n.lam == pytest.approx(lam)
@@ -195,24 +196,24 @@ def test_numbers_match_the_oracle_and_the_lambda_law(tau):
 
 
 def test_equal_shapes_at_tau_one_land_exactly_halfway():
-    target = cmp.gaussian_2d((2.0, 1.0), "round")
-    n = cmp.annealing_numbers(PRE, target, 1.0)
+    target = annealing.gaussian_2d((2.0, 1.0), "round")
+    n = annealing.annealing_numbers(PRE, target, 1.0)
     np.testing.assert_allclose(n.terminal.mean, (PRE.mean + target.mean) / 2, atol=1e-6)
     assert n.answer == "exactly halfway between the two means"
     # Different shapes break the symmetry: the mean no longer sits at the midpoint.
-    small = cmp.annealing_numbers(PRE, cmp.gaussian_2d((2.0, 1.0), "small"), 1.0)
+    small = annealing.annealing_numbers(PRE, annealing.gaussian_2d((2.0, 1.0), "small"), 1.0)
     assert small.answer != "exactly halfway between the two means"
-    assert small.answer in cmp.MEAN_ANSWERS
+    assert small.answer in annealing.MEAN_ANSWERS
 
 
 def test_tau_and_preset_errors_are_clear():
     with pytest.raises(ValueError, match="tau must be"):
-        cmp.parse_tau("-1")
+        annealing.parse_tau("-1")
     with pytest.raises(ValueError, match="tau must be"):
-        cmp.parse_tau("warm")
-    assert cmp.parse_tau("inf") == float("inf")
+        annealing.parse_tau("warm")
+    assert annealing.parse_tau("inf") == float("inf")
     with pytest.raises(ValueError, match="covariance preset"):
-        cmp.gaussian_2d((0.0, 0.0), "banana")
+        annealing.gaussian_2d((0.0, 0.0), "banana")
 
 
 # ---- figures ---------------------------------------------------------------------------------
@@ -244,6 +245,6 @@ def test_coupling_and_annealing_figures():
     batches = [cmp.coupled_batch(k, "moons", 16, 0, 1.0) for k in COUPLINGS]
     spec = json.loads(figs.coupling_figure(batches).to_json())
     assert {k for k in spec["layout"] if k.startswith("xaxis")} == {"xaxis", "xaxis2", "xaxis3"}
-    target = cmp.gaussian_2d((2.0, 1.0), "small")
+    target = annealing.gaussian_2d((2.0, 1.0), "small")
     spec = json.loads(figs.annealing_figure(PRE, target, 0.5, times=11).to_json())
     assert len(spec["frames"]) == 11 and spec["layout"]["sliders"][0]["active"] == 5

@@ -1,0 +1,194 @@
+"""Pickers for what a run starts from and trains on: 2D data (preset, points file, drawing), the
+pretrained model (shipped or this session's) and the coupling. Each returns a small frozen dataclass.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass, field
+
+import numpy as np
+import streamlit as st
+import torch
+
+from gft.app.resources import (
+    PREVIEW_POINTS,
+    model_cloud,
+    payload_key,
+    payload_model,
+    preset_points,
+    shipped_2d_names,
+    shipped_checkpoint,
+    shipped_payload,
+)
+from gft.app.session import user_errors
+from gft.couplings import COUPLINGS
+from gft.data import DISTRIBUTIONS, points_from_bytes, sample_distribution, validate_points
+from gft.models import FlowModel
+from gft.training import TrainConfig
+
+POOL = 20_000  # training points drawn from a preset, as in the CLI
+HELD_OUT_SEED_OFFSET = 1_000_003  # held-out W2 reference, as in the CLI
+SESSION_MODEL = "gft_session_pretrained"  # {"payload", "data", "label"}: this session's pretrained model
+IMAGE_POINTS = 4000
+IMAGE_HALF_WIDTH = 3.5
+
+
+def points_from_image(data: bytes, filename: str = "image", n: int = IMAGE_POINTS, seed: int = 0, max_side: int = 256) -> np.ndarray:
+    """An image as a 2D density: ``n`` points drawn with probability proportional to darkness.
+
+    The longer side spans [-3.5, 3.5] (aspect kept, y up); each point is jittered uniformly inside its
+    pixel so the cloud has no grid. Seeded; raises ValueError for unreadable or blank images.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        img = Image.open(io.BytesIO(data))
+        img.load()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ValueError(f"{filename}: not a readable PNG or JPEG image ({type(exc).__name__})") from None
+    if img.mode in ("RGBA", "LA", "P"):
+        # Transparent pixels count as paper, not ink.
+        rgba = img.convert("RGBA")
+        paper = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(paper, rgba)
+    gray = img.convert("L")
+    gray.thumbnail((max_side, max_side))
+    dark = 1.0 - np.asarray(gray, dtype=np.float64) / 255.0
+    dark[dark < 0.05] = 0.0  # paper grain and JPEG noise are not part of the drawing
+    if np.count_nonzero(dark) < 8:
+        raise ValueError(f"{filename}: the image has (almost) no dark pixels; draw in dark ink on a light background")
+    h, w = dark.shape
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(dark.size, size=n, p=(dark / dark.sum()).ravel())
+    rows, cols = np.divmod(idx, w)
+    scale = 2 * IMAGE_HALF_WIDTH / max(h, w)
+    x = (cols + rng.random(n) - w / 2) * scale
+    y = (h / 2 - rows - rng.random(n)) * scale
+    return validate_points(np.stack([x, y], axis=1), filename)
+
+
+@st.cache_data(show_spinner="Reading the image ...", max_entries=8)
+def _image_points_cached(data: bytes, filename: str, seed: int) -> np.ndarray:
+    return points_from_image(data, filename, seed=seed)
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """A 2D distribution picked on a page: a preset name, or uploaded points."""
+
+    label: str
+    spec: str  # what a checkpoint records as its data: the preset name or file:NAME
+    preset: str | None = None
+    points: np.ndarray | None = field(default=None, repr=False)
+
+    def pool(self, seed: int) -> torch.Tensor:
+        """The training pool (20,000 preset draws, or the uploaded points)."""
+        if self.preset is not None:
+            return sample_distribution(self.preset, POOL, seed)
+        return torch.from_numpy(np.asarray(self.points, dtype=np.float32))
+
+    def held_out(self, seed: int) -> torch.Tensor | None:
+        """Independent draws for W2 (presets only; an upload is compared with itself)."""
+        return sample_distribution(self.preset, 2000, seed + HELD_OUT_SEED_OFFSET) if self.preset else None
+
+    def preview(self, n: int = PREVIEW_POINTS) -> np.ndarray:
+        if self.preset is not None:
+            return preset_points(self.preset, n)
+        return np.asarray(self.points, dtype=np.float32)[:n]
+
+
+def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_image: bool = True) -> DataChoice | None:
+    """Preset / points file / image; the preset name is bound to the URL. None (with a message) when unusable."""
+    kinds = ["preset", "points file"] + (["image"] if allow_image else [])
+    kind = st.radio(f"{label} from", kinds, key=f"{prefix}src", horizontal=True, bind="query-params")
+    if kind == "preset":
+        names = sorted(DISTRIBUTIONS)
+        name = st.selectbox(label, names, index=names.index(default), key=f"{prefix}data", bind="query-params")
+        return DataChoice(label=name, spec=name, preset=name)
+    if kind == "points file":
+        up = st.file_uploader(f"{label}: N x 2 points (.csv or .npy)", type=["csv", "npy"], key=f"{prefix}file")
+        if up is None:
+            st.info("Upload a .csv (two numeric columns, optional header) or a .npy array of shape (N, 2), N >= 8.")
+            return None
+        with user_errors("This file cannot be used"):
+            pts = points_from_bytes(up.getvalue(), up.name)
+            st.caption(f"{len(pts)} points from {up.name}")
+            return DataChoice(label=f"upload: {up.name}", spec=f"file:{up.name}", points=pts)
+        return None
+    up = st.file_uploader(f"{label}: a drawing (PNG or JPEG); darker = denser", type=["png", "jpg", "jpeg"], key=f"{prefix}image")
+    if up is None:
+        st.info("Upload a PNG or JPEG: dark ink on a light background becomes a 2D density scaled to [-3.5, 3.5].")
+        return None
+    with user_errors("This image cannot be used"):
+        pts = _image_points_cached(up.getvalue(), up.name, 0)
+        st.caption(f"{len(pts)} points drawn from {up.name} (darker pixels are denser)")
+        return DataChoice(label=f"image: {up.name}", spec=f"file:{up.name}", points=pts)
+    return None
+
+
+@dataclass(frozen=True)
+class BaseChoice:
+    """A pretrained model picked on a page: shipped, or pretrained in this session."""
+
+    key: str  # cache key: "shipped:moons" or "session:<hash>"
+    label: str
+    data: str  # what it was pretrained on
+    payload: bytes = field(repr=False)
+
+    def model(self) -> FlowModel:
+        """The shared read-only model (for drawing); jobs build their own copy from ``payload``."""
+        return payload_model(self.key, self.payload)
+
+    def cloud(self, n: int = PREVIEW_POINTS) -> np.ndarray:
+        return model_cloud(self.key, self.payload, n)
+
+
+def remember_session_model(payload: bytes, data: str, label: str) -> None:
+    st.session_state[SESSION_MODEL] = {"payload": payload, "data": data, "label": label}
+
+
+def session_model() -> dict | None:
+    return st.session_state.get(SESSION_MODEL)
+
+
+def base_from_name(name: str) -> BaseChoice:
+    ckpt = shipped_checkpoint(name)
+    return BaseChoice(f"shipped:{name}", f"{name} (shipped)", ckpt.data, shipped_payload(name))
+
+
+MINE = "my model"  # the option naming this session's pretrained model (URL-friendly: no format_func)
+
+
+def base_picker(key: str, label: str = "Pretrained model", default: str = "moons") -> BaseChoice | None:
+    """Shipped 2D models plus the one pretrained in this session (option ``MINE``); bound to the URL.
+
+    Bound widgets put their *displayed* option in the URL, so options are plain names.
+    """
+    names = shipped_2d_names()
+    mine = session_model()
+    options = names + ([MINE] if mine else [])
+    if not options:
+        st.error("No pretrained model available: run scripts/make_assets.py or pretrain one on the Pretrain page.")
+        return None
+    if key in st.session_state and st.session_state[key] not in options:
+        del st.session_state[key]
+    # A value put in session_state by another page (e.g. "Fine-tune this model") wins over the default.
+    preset = {} if key in st.session_state else {"index": options.index(default) if default in options else 0}
+    choice = st.selectbox(label, options, key=key, bind="query-params", help=f"shipped models by name; '{MINE}' is the one you pretrained on the Pretrain page", **preset)
+    if choice == MINE and mine:
+        st.caption(f"{MINE}: {mine['label']}")
+        return BaseChoice(payload_key(mine["payload"]), f"{MINE} ({mine['label']})", mine["data"], mine["payload"])
+    return base_from_name(choice)
+
+
+def coupling_picker(prefix: str, default: str = "ot") -> tuple[str, float]:
+    """The coupling and, for Sinkhorn, its regularisation (in units of the squared cost, as in the CLI)."""
+    cols = st.columns(2)
+    coupling = cols[0].selectbox("Coupling", COUPLINGS, index=COUPLINGS.index(default), key=f"{prefix}coupling", bind="query-params",
+                                 help="How noise and target batches are paired: independent, exact minibatch OT, or entropic OT")
+    reg = TrainConfig.sinkhorn_reg
+    if coupling == "sinkhorn":
+        reg = cols[1].number_input("Sinkhorn reg", min_value=0.0, value=reg, step=0.05, format="%.3f", key=f"{prefix}reg", bind="query-params",
+                                   help="entropic regularisation in units of the squared cost (2D toys: mean cost about 10); smaller is sharper and slower")
+    return coupling, float(reg)
