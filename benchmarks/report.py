@@ -43,6 +43,16 @@ def _status_line(e: dict) -> str | None:
     return None
 
 
+def _section(results: dict, key: str, title: str) -> tuple[dict, list[str]]:
+    """An experiment's results and the section's opening lines: its title and, if any, its status."""
+    e = results["experiments"].get(key, {})
+    lines = [title, ""]
+    status = _status_line(e)
+    if status:
+        lines += [status, ""]
+    return e, lines
+
+
 def _verdict_groups(verdicts: list[dict], key_fields: tuple[str, ...]) -> dict:
     out = defaultdict(dict)
     for v in verdicts:
@@ -92,12 +102,8 @@ def _stability_findings(e: dict) -> tuple[list[str], list[str]]:
 
 
 def _stability(results: dict, out: Path, report_path: Path) -> list[str]:
-    e = results["experiments"].get("stability", {})
+    e, lines = _section(results, "stability", "## 1. Stability and quality (2D shifts)")
     s = results["settings"]
-    lines = ["## 1. Stability and quality (2D shifts)", ""]
-    status = _status_line(e)
-    if status:
-        lines += [status, ""]
     if not e.get("summary"):
         return lines
     lines += [f"Each source model was pretrained once (seed 0, {s['pretrain_steps']} steps of plain flow matching). "
@@ -132,12 +138,8 @@ def _stability(results: dict, out: Path, report_path: Path) -> list[str]:
 
 
 def _digits(results: dict, out: Path, report_path: Path) -> list[str]:
-    e = results["experiments"].get("digits", {})
+    e, lines = _section(results, "digits", "## Digits (8x8 images): 0-4 -> 5-9 and limited data")
     s = results["settings"]
-    lines = ["## Digits (8x8 images): 0-4 -> 5-9 and limited data", ""]
-    status = _status_line(e)
-    if status:
-        lines += [status, ""]
     if not e.get("summary"):
         return lines
     solver = e["rows"][0].get("solver") if e.get("rows") else None
@@ -163,12 +165,8 @@ def _digits(results: dict, out: Path, report_path: Path) -> list[str]:
 
 
 def _couplings(results: dict, out: Path, report_path: Path) -> list[str]:
-    e = results["experiments"].get("couplings", {})
+    e, lines = _section(results, "couplings", "## 2. Couplings during GFT: path geometry and few-step quality")
     s = results["settings"]
-    lines = ["## 2. Couplings during GFT: path geometry and few-step quality", ""]
-    status = _status_line(e)
-    if status:
-        lines += [status, ""]
     if not e.get("summary"):
         return lines
     lines += [f"Shift {e['shift']}, {s['coupling_steps']} steps, GFT schedule {e['schedule']}; standard fine-tuning "
@@ -190,12 +188,8 @@ def _couplings(results: dict, out: Path, report_path: Path) -> list[str]:
 
 
 def _limited(results: dict, out: Path, report_path: Path) -> list[str]:
-    e = results["experiments"].get("limited_data", {})
+    e, lines = _section(results, "limited_data", "## 3. Diversity under limited data")
     s = results["settings"]
-    lines = ["## 3. Diversity under limited data", ""]
-    status = _status_line(e)
-    if status:
-        lines += [status, ""]
     if not e.get("summary"):
         return lines
     lines += [f"Pretrained on a standard Gaussian; fine-tuned for {s['limited_steps']} steps on the first N draws of "
@@ -218,11 +212,7 @@ def _limited(results: dict, out: Path, report_path: Path) -> list[str]:
 
 
 def _speed(results: dict, out: Path, report_path: Path) -> list[str]:
-    e = results["experiments"].get("speed", {})
-    lines = ["## 4. Speed", ""]
-    status = _status_line(e)
-    if status:
-        lines += [status, ""]
+    e, lines = _section(results, "speed", "## 4. Speed")
     if e.get("status") != "ok":
         return lines
     tr = e["training"]

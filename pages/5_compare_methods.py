@@ -48,10 +48,7 @@ batch = c7.select_slider("Batch", BATCHES, value=128, key="batch", bind="query-p
 lr = c8.select_slider("Learning rate", LRS, value=1e-3, key="lr", bind="query-params", format_func=lambda v: f"{v:g}")
 with st.expander("GFT temperature schedule", expanded=False):
     schedule = schedule_editor("", int(steps))
-if base is None or schedule is None:
-    st.stop()
-if base.model().config.data_shape != (2,):
-    st.error(f"{base.label} is not a 2D model: this page compares runs on 2D points. Pick a shipped 2D model.")
+if base is None or schedule is None or not pick.check_2d(base, "this page compares runs on 2D points"):
     st.stop()
 
 settings = None

@@ -160,6 +160,14 @@ def base_from_name(name: str) -> BaseChoice:
 MINE = "my model"  # the option naming this session's pretrained model (URL-friendly: no format_func)
 
 
+def check_2d(base: BaseChoice, why: str) -> bool:
+    """True for a model of 2D points; otherwise say so (with ``why`` the page needs 2D) and return False."""
+    if base.model().config.data_shape == (2,):
+        return True
+    st.error(f"{base.label} is not a 2D model: {why}. Pick a shipped 2D model.")
+    return False
+
+
 def base_picker(key: str, label: str = "Pretrained model", default: str = "moons") -> BaseChoice | None:
     """Shipped 2D models plus the one pretrained in this session (option ``MINE``); bound to the URL.
 
