@@ -106,6 +106,7 @@ class FinetuneTask:
             method=self.method, steps=self.steps, batch=self.batch, seed=self.seed, schedule=self.schedule,
             coupling=self.coupling, sinkhorn_reg=self.sinkhorn_reg, device=self.device,
             callback_every=every or self.steps, eval_every=every, eval_points=self.eval_points,
+            ot_workers=1,  # runs already go side by side in one process per core
         )
 
 
