@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from gft.metrics import stability, steps_to_threshold
-from gft.models import ModelConfig, build_model
+from gft.models import ModelConfig, build_model, build_seeded
 from gft.training import Trainer, TrainConfig
 
 from benchmarks.finetune2d import THRESHOLD_FACTOR
@@ -25,7 +25,6 @@ from benchmarks.settings import SCHEDULES, Settings
 NAME = "digits"
 SOURCE_SPEC = "digits:0-4"
 TARGET_SPEC = "digits:5-9"
-WIDTH = 32
 SOLVER = "euler"  # 100 Euler steps for the final FD: bounded cost; dopri5 on the convnet is far slower on CPU
 API = ("target_sets", "model_config", "evaluate_images", "training_eval_fn")
 SCENARIOS = ("shift", "limited")
@@ -48,7 +47,7 @@ def unavailable_reason() -> str | None:
 def _model_config() -> ModelConfig:
     from gft import images
 
-    return images.model_config(upsample=1, width=WIDTH, score_head=False)
+    return images.model_config()  # the convnet users get by default
 
 
 def pretrain_digits(steps: int, batch: int, seed: int) -> dict:
@@ -56,9 +55,7 @@ def pretrain_digits(steps: int, batch: int, seed: int) -> dict:
 
     train, _ = images.target_sets(SOURCE_SPEC, None, seed)
     config = _model_config()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(config)
+    model = build_seeded(config, seed)
     trainer = Trainer(model, train, TrainConfig(method="pretrain", steps=steps, batch=batch, seed=seed, eval_every=0,
                                                 callback_every=steps))
     try:
@@ -155,4 +152,5 @@ def summarise(rows: list[dict], settings: Settings) -> dict:
                                   ("nn_distance_ratio", False)):
                 verdicts.append({"scenario": scenario, "metric": metric,
                                  "verdict": verdict([r.get(metric) for r in gft], [r.get(metric) for r in std], lower)})
-    return {"source": SOURCE_SPEC, "target": TARGET_SPEC, "summary": summary, "curves": curves, "verdicts": verdicts}
+    return {"source": SOURCE_SPEC, "target": TARGET_SPEC, "model": _model_config().to_dict(), "summary": summary,
+            "curves": curves, "verdicts": verdicts}

@@ -143,7 +143,8 @@ def _digits(results: dict, out: Path, report_path: Path) -> list[str]:
     if not e.get("summary"):
         return lines
     solver = e["rows"][0].get("solver") if e.get("rows") else None
-    lines += [f"Convnet (`gft.images.model_config`, width 32) pretrained on {e['source']} for "
+    width = e.get("model", {}).get("width", "?")
+    lines += [f"The default convnet (`gft.images.model_config()`, width {width}) pretrained on {e['source']} for "
               f"{s['digits_pretrain_steps']} steps, then fine-tuned for {s['digits_steps']} steps at batch "
               f"{s['digits_batch']} towards {e['target']}; 'limited' uses {s['digits_limit']} target images. FD is the "
               f"Frechet distance in the features of the project's digits classifier ({s['digits_eval_n']} samples, "
