@@ -34,9 +34,32 @@ TARGET_VS_TORCHCFM = 1.5  # our OT training at least 1.5x TorchCFM's steps per s
 TARGET_VS_REFERENCE = 1.3  # our time per step at most 1.3x the minimal loop's
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
+    """Wait for queued GPU work, so wall-clock timings cover it (no-op on the CPU)."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def time_trainer(trainer: Trainer, steps: int, device: torch.device, warmup: int = WARMUP) -> float:
+    """Steps per second of ``trainer.run`` after ``warmup`` steps: wall time, bookkeeping and OT waits included."""
+    trainer.run(max_steps=warmup)
+    sync(device)
+    start = time.perf_counter()
+    trainer.run(max_steps=steps)
+    sync(device)
+    return steps / (time.perf_counter() - start)
+
+
+def sampling_seconds(model: torch.nn.Module, x0: torch.Tensor, repeats: int, keep_trajectory: bool = False) -> float:
+    """Median seconds of a 100-step Euler solve from ``x0``; the first call (one-off allocations) is dropped."""
+    times = []
+    for _ in range(repeats + 1):
+        sync(x0.device)
+        start = time.perf_counter()
+        sample_ode(model, x0, "euler", SAMPLING_STEPS, keep_trajectory=keep_trajectory)
+        sync(x0.device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
 
 
 class ReferenceLoop:
@@ -106,11 +129,11 @@ def torchcfm_status() -> tuple[bool, str]:
 def _steps_per_second(step: Callable[[], None], steps: int, device: torch.device) -> float:
     for _ in range(WARMUP):
         step()
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    _sync(device)
+    sync(device)
     return steps / (time.perf_counter() - start)
 
 
@@ -120,12 +143,7 @@ def _trainer_steps_per_second(pool, coupling: str, method: str, settings: Settin
     pretrained = fresh_model(MODEL, seed + 1) if method == "gft" else None
     trainer = Trainer(fresh_model(MODEL, seed), pool, config, pretrained)
     try:
-        trainer.run(max_steps=WARMUP)
-        _sync(device)
-        start = time.perf_counter()
-        trainer.run(max_steps=settings.speed_steps)  # wall time, bookkeeping and OT waits included
-        _sync(device)
-        return settings.speed_steps / (time.perf_counter() - start)
+        return time_trainer(trainer, settings.speed_steps, device)
     finally:
         trainer.close()
 
@@ -213,14 +231,7 @@ def sampling_speed(settings: Settings, device: torch.device) -> list[dict]:
         for threads in thread_options:
             torch.set_num_threads(threads)
             for keep in (False, True):
-                times = []
-                for _ in range(settings.sampling_repeats + 1):
-                    _sync(device)
-                    start = time.perf_counter()
-                    sample_ode(model, x0, "euler", SAMPLING_STEPS, keep_trajectory=keep)
-                    _sync(device)
-                    times.append(time.perf_counter() - start)
-                best = statistics.median(times[1:])  # the first call pays one-off allocation costs
+                best = sampling_seconds(model, x0, settings.sampling_repeats, keep)
                 rows.append({"threads": threads, "keep_trajectory": keep, "seconds": best,
                              "target_s": SAMPLING_TARGET_S, "met": best < SAMPLING_TARGET_S})
     finally:

@@ -12,7 +12,6 @@ from gft.app import widgets as w
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import app_device, job_slot, user_errors
 from gft.couplings import COUPLINGS
-from gft.data import DISTRIBUTIONS
 from gft.jobs import TrainingJob
 
 OWNER = "compare_couplings"
@@ -40,8 +39,7 @@ st.caption(
 c1, c2, c3, c4 = st.columns(4)
 with c1:
     base = pick.base_picker("pre")
-names = sorted(DISTRIBUTIONS)
-target = c2.selectbox("Target", names, index=names.index("8gaussians"), key="target", bind="query-params")
+target = pick.preset_select(c2, "Target", "target")
 steps = c3.select_slider("Steps", STEPS, value=300, key="steps", bind="query-params")
 seed = c4.number_input("Seed", 0, 1_000_000, 0, key="seed", bind="query-params")
 c5, c6, c7 = st.columns(3)

@@ -12,7 +12,7 @@ from gft.app import widgets as w
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import app_device, job_slot, user_errors
 from gft.couplings import COUPLINGS
-from gft.data import DISTRIBUTIONS, MODES
+from gft.data import MODES
 from gft.jobs import TrainingJob
 
 OWNER = "compare_methods"
@@ -37,8 +37,7 @@ st.caption(
 c1, c2, c3, c4 = st.columns(4)
 with c1:
     base = pick.base_picker("pre")
-names = sorted(DISTRIBUTIONS)
-target = c2.selectbox("Target", names, index=names.index("8gaussians"), key="target", bind="query-params")
+target = pick.preset_select(c2, "Target", "target")
 steps = c3.select_slider("Steps (every method)", STEPS, value=500, key="steps", bind="query-params")
 seeds = c4.slider("Seeds", 1, 5, 3, key="seeds", bind="query-params")
 c5, c6, c7, c8 = st.columns(4)

@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,43 +26,21 @@ from gft.checkpoints import atomic_write_bytes  # noqa: E402
 from gft.data import sample_distribution  # noqa: E402
 from gft.device import describe_device  # noqa: E402
 from gft.models import ModelConfig, build_seeded  # noqa: E402
-from gft.sampling import noise, sample_ode  # noqa: E402
+from gft.sampling import noise  # noqa: E402
 from gft.training import Trainer, TrainConfig  # noqa: E402
 
+from benchmarks.exp_speed import SAMPLING_N, sampling_seconds, time_trainer  # noqa: E402
+
 WARMUP = 20
-
-
-def _sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
 
 
 def steps_per_second(model_config: ModelConfig, target: torch.Tensor, config: TrainConfig, steps: int) -> float:
     pretrained = build_seeded(model_config, 1) if config.method == "gft" else None
     trainer = Trainer(build_seeded(model_config, 0), target, config, pretrained)
     try:
-        trainer.run(max_steps=WARMUP)
-        _sync(config.device)
-        start = time.perf_counter()
-        trainer.run(max_steps=steps)
-        _sync(config.device)
-        return steps / (time.perf_counter() - start)
+        return time_trainer(trainer, steps, torch.device(config.device), warmup=WARMUP)
     finally:
         trainer.close()
-
-
-def sampling_seconds(device: str, repeats: int = 5) -> float:
-    """Median seconds for 2,000 trajectories of 100 Euler steps of the default 2D MLP."""
-    model = build_seeded(ModelConfig(), 0).to(device)
-    x0 = noise(2000, (2,), 0, device)
-    times = []
-    for _ in range(repeats + 1):
-        _sync(device)
-        start = time.perf_counter()
-        sample_ode(model, x0, "euler", 100)
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times[1:])[repeats // 2]  # the first call pays one-off allocations
 
 
 def cases(steps: int) -> list[tuple[str, ModelConfig, torch.Tensor, dict]]:
@@ -98,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"case": name, "device": device, "steps_per_second": sps})
             print(f"{name:42s} {device:5s} {sps:8.1f} steps/s", flush=True)
     for device in devices:
-        seconds = sampling_seconds(device)
+        model = build_seeded(ModelConfig(), 0).to(device)
+        seconds = sampling_seconds(model, noise(SAMPLING_N, (2,), 0, device), repeats=5)
         rows.append({"case": "sampling 2000 x 100 Euler steps", "device": device, "seconds": seconds})
         print(f"{'sampling 2000 x 100 Euler steps':42s} {device:5s} {seconds:8.3f} s", flush=True)
     report = {

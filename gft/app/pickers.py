@@ -98,13 +98,18 @@ class DataChoice:
         return np.asarray(self.points, dtype=np.float32)[:n]
 
 
+def preset_select(container, label: str, key: str, default: str = "8gaussians") -> str:
+    """A registered 2D distribution by name, bound to the URL under ``key`` (``container``: st or a column)."""
+    names = sorted(DISTRIBUTIONS)
+    return container.selectbox(label, names, index=names.index(default), key=key, bind="query-params")
+
+
 def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_image: bool = True) -> DataChoice | None:
     """Preset / points file / image; the preset name is bound to the URL. None (with a message) when unusable."""
     kinds = ["preset", "points file"] + (["image"] if allow_image else [])
     kind = st.radio(f"{label} from", kinds, key=f"{prefix}src", horizontal=True, bind="query-params")
     if kind == "preset":
-        names = sorted(DISTRIBUTIONS)
-        name = st.selectbox(label, names, index=names.index(default), key=f"{prefix}data", bind="query-params")
+        name = preset_select(st, label, f"{prefix}data", default)
         return DataChoice(label=name, spec=name, preset=name)
     if kind == "points file":
         up = st.file_uploader(f"{label}: N x 2 points (.csv or .npy)", type=["csv", "npy"], key=f"{prefix}file")
