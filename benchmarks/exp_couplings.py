@@ -12,7 +12,7 @@ from benchmarks.settings import SCHEDULES, Settings
 from benchmarks.targets import Shift
 
 NAME = "couplings"
-SHIFT = "moons->8gaussians"  # a registered target, so gft.evaluation.evaluate_2d applies as is
+SHIFT = "moons->8gaussians"  # a registered target, so gft.evaluation.points.evaluate_2d applies as is
 GFT_COUPLINGS = ("independent", "ot", "sinkhorn")
 STANDARD_COUPLINGS = {"quick": ("ot",), "full": ("independent", "ot")}
 FEW = ("1", "2", "4", "8")

@@ -1,7 +1,7 @@
-"""Digits experiments (8x8 images through ``gft.images``): the 0-4 -> 5-9 shift (stability and quality, by
+"""Digits experiments (8x8 images through ``gft.tasks.digits``): the 0-4 -> 5-9 shift (stability and quality, by
 Frechet distance in classifier features) and limited data (memorisation and class diversity).
 
-They run only when ``gft.images`` offers the API below; otherwise the suite records why they were skipped.
+They run only when ``gft.tasks.digits`` offers the API below; otherwise the suite records why they were skipped.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from gft.metrics import stability, steps_to_threshold
-from gft.models import ModelConfig, build_model, build_seeded
-from gft.training import Trainer, TrainConfig
-
 from benchmarks.finetune2d import THRESHOLD_FACTOR
 from benchmarks.measures import summarize, verdict
 from benchmarks.parallel import Job, is_error
 from benchmarks.settings import SCHEDULES, Settings
+from gft.core.models import ModelConfig, build_model, build_seeded
+from gft.core.training import TrainConfig, Trainer
+from gft.evaluation.metrics import stability, steps_to_threshold
 
 NAME = "digits"
 SOURCE_SPEC = "digits:0-4"
@@ -33,25 +32,25 @@ METHODS = {"shift": (("gft", SCHEDULES[0]), ("standard", "constant:0"), ("scratc
 
 
 def unavailable_reason() -> str | None:
-    """None when gft.images offers the API these experiments use, else why not."""
+    """None when gft.tasks.digits offers the API these experiments use, else why not."""
     try:
-        from gft import images
+        from gft.tasks import digits as images
     except Exception as exc:  # missing module or a broken import: skip with the reason
-        return f"gft.images is not importable ({type(exc).__name__}: {exc})"
+        return f"gft.tasks.digits is not importable ({type(exc).__name__}: {exc})"
     missing = [name for name in API if not callable(getattr(images, name, None))]
     if missing:
-        return f"gft.images lacks {', '.join(missing)}"
+        return f"gft.tasks.digits lacks {', '.join(missing)}"
     return None
 
 
 def _model_config() -> ModelConfig:
-    from gft import images
+    from gft.tasks import digits as images
 
     return images.model_config()  # the convnet users get by default
 
 
 def pretrain_digits(steps: int, batch: int, seed: int) -> dict:
-    from gft import images
+    from gft.tasks import digits as images
 
     train, _ = images.target_sets(SOURCE_SPEC, None, seed)
     config = _model_config()
@@ -84,7 +83,7 @@ class DigitsTask:
 
 
 def run_digits(task: DigitsTask, pretrained: dict) -> dict:
-    from gft import images
+    from gft.tasks import digits as images
 
     config = ModelConfig.from_dict(pretrained["config"])
     base = build_model(config)

@@ -22,13 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from gft.data import sample_distribution
-from gft.training import Trainer, TrainConfig
-
 from benchmarks import sessions
 from benchmarks.checks import CLI_TIMEOUT, REPO, result, subprocess_env
 from benchmarks.finetune2d import MODEL, fresh_model
 from benchmarks.settings import Settings
+from gft.core.training import TrainConfig, Trainer
+from gft.data import sample_distribution
 
 NAME = "robustness"
 def _sha(path: Path) -> str:
@@ -266,7 +265,7 @@ def run(settings: Settings) -> dict:
                 checks.extend(fn())
             except Exception as exc:  # a crashing check is a failed check, with its reason
                 checks.append(result(name, False, f"{type(exc).__name__}: {exc}"))
-    note = ("concurrency checked with two gft.jobs.TrainingJob in parallel threads of one process (the engine "
+    note = ("concurrency checked with two gft.app.jobs.TrainingJob in parallel threads of one process (the engine "
             "behind the app's training pages, as two sessions of one server would run it)")
     if app_check:
         note += ("; and end to end with streamlit.testing.v1.AppTest on pages/4_compare_couplings.py, one process per "

@@ -1,4 +1,4 @@
-"""Experiment 4, speed: training steps per second of ``gft.training.Trainer`` against a minimal hand-written
+"""Experiment 4, speed: training steps per second of ``gft.core.training.Trainer`` against a minimal hand-written
 PyTorch loop of the same model (and TorchCFM's OT-CFM loop when installed), OT time per batch, and
 sampling time. Runs in the main process with nothing else of the suite running beside it.
 """
@@ -15,15 +15,14 @@ import numpy as np
 import ot
 import torch
 
-from gft.couplings import Coupling
-from gft.data import sample_distribution
-from gft.device import describe_device, resolve_device
-from gft.models import MLPFlow
-from gft.sampling import noise, sample_ode
-from gft.training import Trainer, TrainConfig
-
 from benchmarks.finetune2d import MODEL, fresh_model
 from benchmarks.settings import Settings
+from gft.core.couplings import Coupling
+from gft.core.device import describe_device, resolve_device
+from gft.core.models import MLPFlow
+from gft.core.sampling import noise, sample_ode
+from gft.core.training import TrainConfig, Trainer
+from gft.data import sample_distribution
 
 NAME = "speed"
 TARGET = "8gaussians"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from gft.checkpoints import atomic_write_bytes
+from gft.core.checkpoints import atomic_write_bytes
 
 DPI = 110
 

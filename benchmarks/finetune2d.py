@@ -12,15 +12,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-from gft.data import DataSpec, sample_distribution
-from gft.evaluation import evaluate_2d
-from gft.metrics import mode_coverage, stability, steps_to_threshold, wasserstein2
-from gft.models import FlowModel, ModelConfig, build_model
-from gft.sampling import noise, sample_ode
-from gft.training import METHODS, Trainer, TrainConfig
-
 from benchmarks.measures import nn_distance_ratio
 from benchmarks.targets import Shift
+from gft.core.models import FlowModel, ModelConfig, build_model
+from gft.core.sampling import noise, sample_ode
+from gft.core.training import METHODS, TrainConfig, Trainer
+from gft.data import DataSpec, sample_distribution
+from gft.evaluation.metrics import mode_coverage, stability, steps_to_threshold, wasserstein2
+from gft.evaluation.points import evaluate_2d
 
 MODEL = ModelConfig(kind="mlp", data_shape=(2,), width=128, depth=3, time_dim=32)
 THRESHOLD_FACTOR = 1.5  # "reached the target": W2 within 1.5x the finite-sample floor

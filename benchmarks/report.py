@@ -144,12 +144,12 @@ def _digits(results: dict, out: Path, report_path: Path) -> list[str]:
         return lines
     solver = e["rows"][0].get("solver") if e.get("rows") else None
     width = e.get("model", {}).get("width", "?")
-    lines += [f"The default convnet (`gft.images.model_config()`, width {width}) pretrained on {e['source']} for "
+    lines += [f"The default convnet (`gft.tasks.digits.model_config()`, width {width}) pretrained on {e['source']} for "
               f"{s['digits_pretrain_steps']} steps, then fine-tuned for {s['digits_steps']} steps at batch "
               f"{s['digits_batch']} towards {e['target']}; 'limited' uses {s['digits_limit']} target images. FD is the "
               f"Frechet distance in the features of the project's digits classifier ({s['digits_eval_n']} samples, "
               f"{'100-step ' + solver if solver == 'euler' else solver or 'the default solver'}) against the held-out "
-              "images, with the floor of real training images beside it; the curve uses `gft.images.training_eval_fn` "
+              "images, with the floor of real training images beside it; the curve uses `gft.tasks.digits.training_eval_fn` "
               "(a cheaper FD, comparable only with itself). NN ratio below 1 means memorisation.", ""]
     lines.append(table(["scenario", "method", "train images", "FD", "FD floor", "class entropy", "diversity",
                         "NN ratio", "Spearman", "largest rise", "reached 1.5x floor"],
@@ -171,7 +171,7 @@ def _couplings(results: dict, out: Path, report_path: Path) -> list[str]:
     if not e.get("summary"):
         return lines
     lines += [f"Shift {e['shift']}, {s['coupling_steps']} steps, GFT schedule {e['schedule']}; standard fine-tuning "
-              f"beside it. Evaluated with `gft.evaluation.evaluate_2d` on {s['coupling_eval_points']} samples: W2 of "
+              f"beside it. Evaluated with `gft.evaluation.points.evaluate_2d` on {s['coupling_eval_points']} samples: W2 of "
               "dopri5 samples (atol = rtol = 1e-5, NFE as counted), W2 after 1/2/4/8 Euler steps, and path length / "
               "straightness on 100-step Euler trajectories. Sinkhorn uses reg "
               f"{e['sinkhorn_reg']:g} (in units of the squared cost) with gft's default solver; see Speed for its "
@@ -222,7 +222,7 @@ def _speed(results: dict, out: Path, report_path: Path) -> list[str]:
               f"before and {e['load_average']['after']:.2f} after on {e['load_average']['cores']} cores.",
               "", "The reference is a minimal hand-written loop of the same model (draw x0 and x1, pair them by ot.emd's "
               "permutation for OT, draw t, regress x1 - x0 with Adam; no prefetch thread, no gradient clipping, no "
-              "logging). `trainer` is `gft.training.Trainer` (method pretrain; gft+ot adds the frozen pretrained "
+              "logging). `trainer` is `gft.core.training.Trainer` (method pretrain; gft+ot adds the frozen pretrained "
               "model's forward pass) timed by wall clock around `run()`.", ""]
     lines.append(table(["loop", "steps/s (median)", "per round"],
                        [[k, num(v), ", ".join(num(x) for x in tr["per_round"][k])] for k, v in tr["steps_per_second"].items()]))

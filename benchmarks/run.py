@@ -23,15 +23,13 @@ import numpy as np
 import ot
 import torch
 
-from gft.checkpoints import atomic_write_bytes
-from gft.device import describe_device, resolve_device
-
-from benchmarks import exp_couplings, exp_digits, exp_limited, exp_robustness, exp_speed, exp_stability
-from benchmarks import figures, report, tables
+from benchmarks import exp_couplings, exp_digits, exp_limited, exp_robustness, exp_speed, exp_stability, figures, report, tables
 from benchmarks.finetune2d import pretrain_2d
 from benchmarks.measures import finite_or_none
 from benchmarks.parallel import Job, Runner, is_error
 from benchmarks.settings import EXPERIMENTS, Settings, full, quick
+from gft.core.checkpoints import atomic_write_bytes
+from gft.core.device import describe_device, resolve_device
 
 SCHEMA = "gft-benchmarks/1"
 HERE = Path(__file__).resolve().parent

@@ -1,6 +1,6 @@
 """Concurrent sessions: two trainings at once must each give the results of a solo run.
 
-Two checks: two :class:`gft.jobs.TrainingJob` threads in one process (as two sessions of one app
+Two checks: two :class:`gft.app.jobs.TrainingJob` threads in one process (as two sessions of one app
 server run them), and two AppTest sessions of the couplings page, one process each (AppTest gives
 every instance the same session id, so one process cannot hold two sessions).
 """
@@ -13,13 +13,12 @@ import sys
 
 import torch
 
-from gft.data import sample_distribution
-from gft.jobs import TrainingJob
-from gft.training import Trainer, TrainConfig
-
 from benchmarks.checks import CLI_TIMEOUT, REPO, result, subprocess_env
 from benchmarks.finetune2d import MODEL, fresh_model
 from benchmarks.settings import Settings
+from gft.app.jobs import TrainingJob
+from gft.core.training import TrainConfig, Trainer
+from gft.data import sample_distribution
 
 
 def _session_trainer(seed: int, steps: int):

@@ -6,7 +6,7 @@ import csv
 import io
 from pathlib import Path
 
-from gft.checkpoints import atomic_write_bytes
+from gft.core.checkpoints import atomic_write_bytes
 
 _LISTS = ("curve_steps", "curve_w2", "curve_fd", "class_fractions", "fd_by_steps")
 

@@ -10,14 +10,14 @@ import sys
 import numpy as np
 import torch
 
-from gft.checkpoints import load_checkpoint, save_checkpoint
-from gft.couplings import COUPLINGS
+from gft.core.checkpoints import load_checkpoint, save_checkpoint
+from gft.core.couplings import COUPLINGS
+from gft.core.device import DEVICE_CHOICES, resolve_device
+from gft.core.models import ModelConfig, build_model, build_seeded
+from gft.core.sampling import SOLVERS, noise, sample_ode, sample_sde
+from gft.core.training import TrainConfig, Trainer, TrainingDiverged
 from gft.data import DataSpec
-from gft.device import DEVICE_CHOICES, resolve_device
-from gft.evaluation import evaluate_2d
-from gft.models import ModelConfig, build_model, build_seeded
-from gft.sampling import SOLVERS, noise, sample_ode, sample_sde
-from gft.training import Trainer, TrainConfig, TrainingDiverged
+from gft.evaluation.points import evaluate_2d
 
 DEFAULT_POOL = 20_000  # training points drawn from a registered 2D distribution
 
@@ -113,7 +113,7 @@ def _check_seed(seed: int) -> None:
 def _target(spec: DataSpec, seed: int, limit: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Training pool and held-out evaluation set."""
     if spec.is_image:
-        from gft import images
+        from gft.tasks import digits as images
 
         return images.target_sets(spec.text, limit=limit, seed=seed)
     pool = spec.points(DEFAULT_POOL, seed)
@@ -130,7 +130,7 @@ def _train_config(args: argparse.Namespace, method: str, image: bool = False) ->
     if args.batch is not None:
         batch = args.batch
     elif image:
-        from gft import images
+        from gft.tasks import digits as images
 
         batch = images.DEFAULT_BATCH
     else:
@@ -169,7 +169,7 @@ def _run_training(args, method: str, model, pretrained, spec: DataSpec, extra: d
     train_pool, held_out = _target(spec, args.seed, args.limit)
     eval_fn = None
     if spec.is_image:
-        from gft import images
+        from gft.tasks import digits as images
 
         eval_fn = images.training_eval_fn(spec.text, args.seed)
     trainer = Trainer(model, train_pool, config, pretrained, held_out, eval_fn=eval_fn)
@@ -196,7 +196,7 @@ def _run_training(args, method: str, model, pretrained, spec: DataSpec, extra: d
 def cmd_pretrain(args) -> dict:
     spec = DataSpec(args.data)
     if spec.is_image:
-        from gft import images
+        from gft.tasks import digits as images
 
         config = images.model_config(upsample=args.upsample, width=args.width, score_head=args.score_head, depth=args.depth)
     else:
@@ -217,7 +217,7 @@ def cmd_finetune(args) -> dict:
 
 def _output_transform(ckpt):
     if DataSpec(ckpt.data).is_image:
-        from gft import images
+        from gft.tasks import digits as images
 
         return images.to_pixels
     return lambda x: x
@@ -246,7 +246,7 @@ def cmd_sample(args) -> dict:
 def _save_npy(path: str, array: np.ndarray) -> None:
     import io
 
-    from gft.checkpoints import atomic_write_bytes
+    from gft.core.checkpoints import atomic_write_bytes
 
     if not str(path).endswith(".npy"):
         raise ValueError(f"output path must end in .npy, got {path!r}")
@@ -263,7 +263,7 @@ def cmd_evaluate(args) -> dict:
     if spec.is_image != DataSpec(ckpt.data).is_image:
         raise ValueError(f"the model was trained on {ckpt.data!r}; it cannot be evaluated on {spec.text!r}")
     if spec.is_image:
-        from gft import images
+        from gft.tasks import digits as images
 
         # The training subset of a --limit run is only known for the spec the model was trained on.
         limit = ckpt.extra.get("limit") if spec.text == ckpt.data else None

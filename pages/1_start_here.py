@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gft import figures
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
 from gft.app.session import device_label, job_slot, user_errors
-from gft.training import TrainConfig
+from gft.core.training import TrainConfig
+from gft.viz import training as figures
 
 OWNER = "start"
 RUN = "demo"

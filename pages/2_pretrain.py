@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gft import figures
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
 from gft.app.session import job_slot, user_errors
+from gft.core.models import ModelConfig
+from gft.core.training import TrainConfig
 from gft.data import DISTRIBUTIONS
-from gft.models import ModelConfig
-from gft.training import TrainConfig
+from gft.viz import training as figures
 
 OWNER = "pretrain"
 RUN = "pretrain"

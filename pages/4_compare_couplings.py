@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gft import comparisons as cmp
-from gft import figures_compare as figs
+from gft.app import comparisons as cmp
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
+from gft.app.jobs import TrainingJob
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import app_device, job_slot, user_errors
-from gft.couplings import COUPLINGS
-from gft.jobs import TrainingJob
+from gft.core.couplings import COUPLINGS
+from gft.viz import compare as figs
 
 OWNER = "compare_couplings"
 REGS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)

@@ -1,14 +1,14 @@
-"""Annealing, exactly: GFT between two Gaussians in closed form, no training (gft.gaussian)."""
+"""Annealing, exactly: GFT between two Gaussians in closed form, no training (gft.theory.gaussian)."""
 
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
-from gft import annealing
-from gft import figures_compare as figs
 from gft.app import widgets as w
 from gft.app.session import user_errors
+from gft.theory import exact_annealing as annealing
+from gft.viz import compare as figs
 
 REVEALED = "annealing_revealed"
 

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gft import figures
-from gft import figures_images as fi
-from gft import images
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
+from gft.app.jobs import TrainingJob
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, user_errors
-from gft.assets import ASSET_DIR
-from gft.checkpoints import checkpoint_from_bytes
-from gft.digits import parse_digits_spec
-from gft.jobs import TrainingJob
-from gft.models import build_model
-from gft.training import Trainer, TrainConfig
+from gft.core.checkpoints import checkpoint_from_bytes
+from gft.core.models import build_model
+from gft.core.training import TrainConfig, Trainer
+from gft.data.digits import parse_digits_spec
+from gft.tasks import digits as images
+from gft.tasks.shipped import ASSET_DIR
+from gft.viz import images as fi
+from gft.viz import training as figures
 
 OWNER = "images"
 RUNS = ("gft", "standard")

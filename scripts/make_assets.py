@@ -1,6 +1,6 @@
 """Build the small pretrained 2D checkpoints the explorer ships in ``assets/`` (seeded, CPU).
 
-    python scripts/make_assets.py            # every model in gft.assets.SHIPPED_2D
+    python scripts/make_assets.py            # every model in gft.tasks.shipped.SHIPPED_2D
     python scripts/make_assets.py moons      # only some
 
 Each model: MLP width 128, depth 3, plain flow matching with a minibatch OT coupling (short, straight
@@ -18,11 +18,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gft.assets import SHIPPED_2D, asset_path  # noqa: E402
-from gft.checkpoints import save_checkpoint  # noqa: E402
+from gft.core.checkpoints import save_checkpoint  # noqa: E402
+from gft.core.models import ModelConfig, build_model  # noqa: E402
+from gft.core.training import TrainConfig, Trainer  # noqa: E402
 from gft.data import sample_distribution  # noqa: E402
-from gft.models import ModelConfig, build_model  # noqa: E402
-from gft.training import Trainer, TrainConfig  # noqa: E402
+from gft.tasks.shipped import SHIPPED_2D, asset_path  # noqa: E402
 
 POOL = 20_000
 HELD_OUT_SEED_OFFSET = 1_000_003  # same held-out convention as the CLI

@@ -3,8 +3,8 @@
     python scripts/make_digits_assets.py                       # classifier + every model below
     python scripts/make_digits_assets.py 0-4 --out-dir /tmp/a  # only some, elsewhere
 
-The classifier goes to ``assets/digits_classifier.pt`` (gft.classifier retrains it when missing or
-stale). Each model is the default digits convnet (gft.images.model_config()) pretrained with plain
+The classifier goes to ``assets/digits_classifier.pt`` (gft.evaluation.classifier retrains it when missing or
+stale). Each model is the default digits convnet (gft.tasks.digits.model_config()) pretrained with plain
 flow matching, independent coupling, batch 128, seed 0, on ``digits:<name>``, and written as
 ``digits_pretrained_<name>.pt`` (a name the 2D asset glob ``pretrained_*.pt`` does not match).
 """
@@ -21,11 +21,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gft import classifier, images  # noqa: E402
-from gft.checkpoints import save_checkpoint  # noqa: E402
-from gft.digits import parse_digits_spec  # noqa: E402
-from gft.models import build_seeded  # noqa: E402
-from gft.training import Trainer, TrainConfig  # noqa: E402
+from gft.core.checkpoints import save_checkpoint  # noqa: E402
+from gft.core.models import build_seeded  # noqa: E402
+from gft.core.training import TrainConfig, Trainer  # noqa: E402
+from gft.data.digits import parse_digits_spec  # noqa: E402
+from gft.evaluation import classifier
+from gft.tasks import digits as images  # noqa: E402
 
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets"
 # The sources a story needs: new classes (0-4 -> 5-9) and style shifts (0-9 -> 0-9+invert -> ...).

@@ -3,7 +3,7 @@
     python scripts/time_devices.py                   # prints a table and one JSON line
     python scripts/time_devices.py --out times.json  # also writes the JSON (atomically)
 
-Times ``gft.training.Trainer`` itself (prefetch, clipping and bookkeeping included) after a warm-up:
+Times ``gft.core.training.Trainer`` itself (prefetch, clipping and bookkeeping included) after a warm-up:
 digits pretraining and GFT fine-tuning (independent and exact-OT couplings) with the default convnet at
 batch 128, and 2D OT training of the default MLP at batch 256; then sampling 2,000 trajectories of
 100 Euler steps. The README's CPU-vs-GPU table comes from this script.
@@ -21,15 +21,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from gft import images  # noqa: E402
-from gft.checkpoints import atomic_write_bytes  # noqa: E402
-from gft.data import sample_distribution  # noqa: E402
-from gft.device import describe_device  # noqa: E402
-from gft.models import ModelConfig, build_seeded  # noqa: E402
-from gft.sampling import noise  # noqa: E402
-from gft.training import Trainer, TrainConfig  # noqa: E402
-
 from benchmarks.exp_speed import SAMPLING_N, sampling_seconds, time_trainer  # noqa: E402
+from gft.core.checkpoints import atomic_write_bytes  # noqa: E402
+from gft.core.device import describe_device  # noqa: E402
+from gft.core.models import ModelConfig, build_seeded  # noqa: E402
+from gft.core.sampling import noise  # noqa: E402
+from gft.core.training import TrainConfig, Trainer  # noqa: E402
+from gft.data import sample_distribution  # noqa: E402
+from gft.tasks import digits as images  # noqa: E402
 
 WARMUP = 20
 

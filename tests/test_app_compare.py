@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gft import annealing
-from gft import comparisons as cmp
-from gft import gaussian as gauss
+from gft.app import comparisons as cmp
+from gft.theory import exact_annealing as annealing
+from gft.theory import gaussian as gauss
 
 PAGES = Path(__file__).resolve().parents[1] / "pages"
 COUPLINGS_PAGE = str(PAGES / "4_compare_couplings.py")

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from gft import figures_images as fi
-from gft.training import Snapshot
+from gft.core.training import Snapshot
+from gft.viz import images as fi
 
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402

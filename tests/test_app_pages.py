@@ -18,8 +18,8 @@ import torch
 pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from gft.assets import SHIPPED_2D, load_shipped, shipped_models  # noqa: E402
-from gft.checkpoints import checkpoint_from_bytes  # noqa: E402
+from gft.core.checkpoints import checkpoint_from_bytes  # noqa: E402
+from gft.tasks.shipped import SHIPPED_2D, load_shipped, shipped_models  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 START, PRETRAIN, FINETUNE = "pages/1_start_here.py", "pages/2_pretrain.py", "pages/3_gradual_finetune.py"

@@ -15,14 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from gft.couplings import Coupling, pairing_cost
-from gft.data import sample_distribution
-
 from benchmarks import run as bench_run
 from benchmarks.exp_speed import ReferenceLoop
 from benchmarks.measures import finite_or_none, nn_distance_ratio, summarize, verdict
 from benchmarks.settings import EXPERIMENTS, quick
 from benchmarks.targets import Shift, Target, rotate
+from gft.core.couplings import Coupling, pairing_cost
+from gft.data import sample_distribution
 
 ROOT = Path(__file__).resolve().parents[1]
 STATUSES = {"ok", "partial", "skipped", "failed", "not run"}
@@ -171,7 +170,7 @@ def check_quick_outputs(out: Path, report_path: Path) -> None:
 
     dg = ex["digits"]
     try:
-        import gft.images  # noqa: F401
+        import gft.tasks.digits  # noqa: F401
 
         has_images = True
     except ImportError:

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import torch
 
-from gft.checkpoints import load_checkpoint, save_checkpoint
-from gft.models import MLPFlow, ModelConfig
+from gft.core.checkpoints import load_checkpoint, save_checkpoint
+from gft.core.models import MLPFlow, ModelConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""gft.comparisons and gft.figures_compare: coupled batches, run sets, tables, exact annealing numbers."""
+"""gft.app.comparisons and gft.viz.compare: coupled batches, run sets, tables, exact annealing numbers."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from gft import annealing
-from gft import comparisons as cmp
-from gft import figures_compare as figs
-from gft import gaussian as gauss
-from gft.couplings import COUPLINGS
-from gft.evaluation import Evaluation2D
-from gft.training import TrainResult
+from gft.app import comparisons as cmp
+from gft.core.couplings import COUPLINGS
+from gft.core.training import TrainResult
+from gft.evaluation.points import Evaluation2D
+from gft.theory import exact_annealing as annealing
+from gft.theory import gaussian as gauss
+from gft.viz import compare as figs
 
 
 # ---- coupled batches ---------------------------------------------------------------------------
@@ -81,7 +81,7 @@ def test_run_sets_share_seed_schedule_and_snapshot_noise():
 
 
 def test_coupling_runs_train_from_the_shipped_model():
-    from gft.assets import load_shipped
+    from gft.tasks.shipped import load_shipped
 
     torch.set_num_threads(1)
     pre = load_shipped("moons").model

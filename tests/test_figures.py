@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from gft import figures
-from gft.models import FlowModel, ModelConfig
-from gft.schedules import lambda_of_tau
-from gft.training import Snapshot
+from gft.core.models import FlowModel, ModelConfig
+from gft.core.schedules import lambda_of_tau
+from gft.core.training import Snapshot
+from gft.viz import training as figures
 
 
 class AffineFlow(FlowModel):

@@ -2,7 +2,7 @@
 
 The pretrained model is the exact marginal velocity of the source Gaussian (so no pretraining error
 enters); a real MLP is fine-tuned with the Trainer at ``constant:TAU`` on samples of the target
-Gaussian. Its terminal law must match ``gft.gaussian.terminal_law`` at ``lambda = tau / (1 + tau)``,
+Gaussian. Its terminal law must match ``gft.theory.gaussian.terminal_law`` at ``lambda = tau / (1 + tau)``,
 within a tolerance that the plausible wrong methods (another lambda mapping, blending laws instead of
 drifts) miss by several times.
 """
@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
-from gft.gaussian import Gaussian, marginal_velocity_coeffs, terminal_law
-from gft.models import MLPFlow, ModelConfig
-from gft.sampling import noise, sample_ode, sample_sde
-from gft.training import Trainer, TrainConfig
+from gft.core.models import MLPFlow, ModelConfig
+from gft.core.sampling import noise, sample_ode, sample_sde
+from gft.core.training import TrainConfig, Trainer
+from gft.theory.gaussian import Gaussian, marginal_velocity_coeffs, terminal_law
 
 PRE = Gaussian(np.array([-2.0, 1.0]), np.array([[0.4, 0.15], [0.15, 0.3]]))
 TARGET = Gaussian(np.array([2.0, -1.0]), np.array([[1.5, -0.5], [-0.5, 1.0]]))

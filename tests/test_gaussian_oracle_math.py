@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from gft.gaussian import (
+from gft.theory.gaussian import (
     Gaussian,
     blended_velocity,
     blended_velocity_coeffs,

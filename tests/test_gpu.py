@@ -18,13 +18,13 @@ import numpy as np
 import pytest
 import torch
 
-from gft import images
-from gft.checkpoints import checkpoint_bytes, checkpoint_from_bytes
+from gft.core.checkpoints import checkpoint_bytes, checkpoint_from_bytes
+from gft.core.models import ModelConfig, build_seeded
+from gft.core.sampling import noise, sample_ode
+from gft.core.training import TrainConfig, Trainer
 from gft.data import sample_distribution
-from gft.metrics import wasserstein2
-from gft.models import ModelConfig, build_seeded
-from gft.sampling import noise, sample_ode
-from gft.training import Trainer, TrainConfig
+from gft.evaluation.metrics import wasserstein2
+from gft.tasks import digits as images
 
 # GFT_TEST_DEVICE=cpu runs the same checks on the CPU: how this module's logic is checked without a GPU.
 DEVICE = os.environ.get("GFT_TEST_DEVICE", "cuda")

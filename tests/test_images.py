@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from gft import classifier as clf
-from gft import images
-from gft.checkpoints import save_checkpoint
 from gft.cli import main
-from gft.couplings import Coupling, pairing_cost
-from gft.digits import (
+from gft.core.checkpoints import save_checkpoint
+from gft.core.couplings import Coupling, pairing_cost
+from gft.core.models import FlowModel, ModelConfig, build_model
+from gft.core.training import TrainConfig, Trainer
+from gft.data.digits import (
     N_CLASSES,
     TRANSFORMS,
     DigitsSpec,
@@ -25,9 +25,9 @@ from gft.digits import (
     to_model_scale,
     to_pixels,
 )
-from gft.image_metrics import frechet_distance, mean_pairwise_distance, nn_distance_ratio
-from gft.models import FlowModel, ModelConfig, build_model
-from gft.training import Trainer, TrainConfig
+from gft.evaluation import classifier as clf
+from gft.evaluation.image_metrics import frechet_distance, mean_pairwise_distance, nn_distance_ratio
+from gft.tasks import digits as images
 
 # Small enough for the default suite on a shared 2-core CPU, large enough to learn 5 digits.
 TEST_WIDTH = 16

@@ -9,13 +9,13 @@ import pytest
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from gft.couplings import Coupling, ot_permutation, pairing_cost, squared_cost
-from gft.metrics import wasserstein2
-from gft.models import FlowModel, MLPFlow, ModelConfig
-from gft.objectives import blended_target
-from gft.paths import GaussianPath
-from gft.sampling import sample_ode, sample_sde
-from gft.schedules import FAMILIES, Schedule, lambda_of_tau, parse_schedule
+from gft.core.couplings import Coupling, ot_permutation, pairing_cost, squared_cost
+from gft.core.models import FlowModel, MLPFlow, ModelConfig
+from gft.core.objectives import blended_target
+from gft.core.paths import GaussianPath
+from gft.core.sampling import sample_ode, sample_sde
+from gft.core.schedules import FAMILIES, Schedule, lambda_of_tau, parse_schedule
+from gft.evaluation.metrics import wasserstein2
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gft.couplings import Coupling
-from gft.models import MLPFlow, ModelConfig
-from gft.objectives import GFTObjective
-from gft.paths import GaussianPath
+from gft.core.couplings import Coupling
+from gft.core.models import MLPFlow, ModelConfig
+from gft.core.objectives import GFTObjective
+from gft.core.paths import GaussianPath
 
 ATOMS = torch.tensor([[2.5, 0.0], [-1.5, 2.0], [-0.5, -2.5]], dtype=torch.float64)
 WEIGHTS = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)

@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 import torch
 
-import gft.checkpoints as checkpoints
-from gft.checkpoints import (
+import gft.core.checkpoints as checkpoints
+from gft.core.checkpoints import (
     atomic_write_bytes,
     checkpoint_bytes,
     checkpoint_from_bytes,
     load_checkpoint,
     save_checkpoint,
 )
+from gft.core.models import MLPFlow, ModelConfig
+from gft.core.sampling import noise, sample_ode
+from gft.core.training import Snapshot, TrainConfig, Trainer, TrainingDiverged, train
 from gft.data import sample_distribution
-from gft.metrics import wasserstein2
-from gft.models import MLPFlow, ModelConfig
-from gft.sampling import noise, sample_ode
-from gft.training import Snapshot, Trainer, TrainConfig, TrainingDiverged, train
+from gft.evaluation.metrics import wasserstein2
 
 SMALL = ModelConfig(width=64, depth=3)
 

@@ -22,10 +22,10 @@ from gft.app.resources import (
     shipped_payload,
 )
 from gft.app.session import user_errors
-from gft.couplings import COUPLINGS
+from gft.core.couplings import COUPLINGS
+from gft.core.models import FlowModel
+from gft.core.training import TrainConfig
 from gft.data import DISTRIBUTIONS, points_from_bytes, sample_distribution, validate_points
-from gft.models import FlowModel
-from gft.training import TrainConfig
 
 POOL = 20_000  # training points drawn from a preset, as in the CLI
 HELD_OUT_SEED_OFFSET = 1_000_003  # held-out W2 reference, as in the CLI

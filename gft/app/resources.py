@@ -11,11 +11,11 @@ import hashlib
 import numpy as np
 import streamlit as st
 
-from gft import figures
-from gft.assets import shipped_models
-from gft.checkpoints import Checkpoint, checkpoint_from_bytes
+from gft.core.checkpoints import Checkpoint, checkpoint_from_bytes
+from gft.core.models import FlowModel
 from gft.data import sample_distribution
-from gft.models import FlowModel
+from gft.tasks.shipped import shipped_models
+from gft.viz import training as figures
 
 PREVIEW_POINTS = 1500
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from gft import figures
 from gft.app.session import user_errors
-from gft.schedules import FAMILIES, parse_schedule
+from gft.core.schedules import FAMILIES, parse_schedule
+from gft.viz import training as figures
 
 
 def _spec_defaults(spec: str) -> dict:

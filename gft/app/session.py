@@ -2,7 +2,7 @@
 
 The job lives in a session-scoped ``cache_resource``: Streamlit drops it when the tab closes and
 ``on_release`` stops the thread and frees the model (and GPU memory). Pages never train in the
-script thread; they start a :class:`gft.jobs.TrainingJob` here and read its views.
+script thread; they start a :class:`gft.app.jobs.TrainingJob` here and read its views.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Iterator
 import streamlit as st
 import torch
 
-from gft.device import describe_device, resolve_device
-from gft.jobs import TrainingJob
+from gft.app.jobs import TrainingJob
+from gft.core.device import describe_device, resolve_device
 
 
 @dataclass

@@ -2,8 +2,8 @@
 Start/Pause/Step/Stop/Reset, the live-progress fragment and the per-job memo of figures.
 
 Pages stay thin: they arrange these blocks, the pickers of :mod:`gft.app.pickers`, the schedule editor
-of :mod:`gft.app.schedule_editor` and the figures of :mod:`gft.figures`. Everything that trains runs in
-a :class:`gft.jobs.TrainingJob` (its factories are called in the job's thread); the script thread only
+of :mod:`gft.app.schedule_editor` and the figures of :mod:`gft.viz.training`. Everything that trains runs in
+a :class:`gft.app.jobs.TrainingJob` (its factories are called in the job's thread); the script thread only
 builds configs, reads job views and draws.
 """
 
@@ -17,13 +17,13 @@ from typing import Callable
 import numpy as np
 import streamlit as st
 
-from gft import figures
+from gft.app.jobs import PAUSED, RUNNING, JobView, TrainingJob
 from gft.app.pickers import BaseChoice, DataChoice
 from gft.app.session import job_slot
-from gft.checkpoints import checkpoint_bytes, checkpoint_from_bytes
-from gft.jobs import PAUSED, RUNNING, JobView, TrainingJob
-from gft.models import ModelConfig, build_model, build_seeded
-from gft.training import Trainer, TrainConfig
+from gft.core.checkpoints import checkpoint_bytes, checkpoint_from_bytes
+from gft.core.models import ModelConfig, build_model, build_seeded
+from gft.core.training import TrainConfig, Trainer
+from gft.viz import training as figures
 
 
 def ensure_app_frame() -> None:

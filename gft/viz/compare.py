@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from gft import gaussian as gauss
+from gft.theory import gaussian as gauss
 
 COLORS = {
     "independent": "#4C78A8",
@@ -78,7 +78,7 @@ def _polylines(paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # ---- couplings ----------------------------------------------------------------------------
 def coupling_figure(batches: Sequence, target_cloud: np.ndarray | None = None) -> go.Figure:
-    """One panel per :class:`gft.comparisons.CoupledBatch`: a line from each x0 (noise) to its x1."""
+    """One panel per :class:`gft.app.comparisons.CoupledBatch`: a line from each x0 (noise) to its x1."""
     titles = [f"{b.kind}: Σ|x₀ − x₁|² = {b.total_cost:.0f}" for b in batches]
     fig = _panels(titles, height=380)
     for i, b in enumerate(batches, start=1):
@@ -200,7 +200,7 @@ def live_curves(histories: dict[str, Sequence[dict]], height: int = 300) -> go.F
 
 
 def method_curves_figure(curves: dict, labels: dict[str, str] | None = None, floor: float | None = None) -> go.Figure:
-    """Mean W2 against step per method with a min-max band over seeds (``gft.comparisons.MethodCurves``)."""
+    """Mean W2 against step per method with a min-max band over seeds (``gft.app.comparisons.MethodCurves``)."""
     labels = labels or {}
     fig = go.Figure()
     for method, c in curves.items():

@@ -1,4 +1,4 @@
-"""The annealing page's exact numbers: GFT between two Gaussians in closed form (:mod:`gft.gaussian`).
+"""The annealing page's exact numbers: GFT between two Gaussians in closed form (:mod:`gft.theory.gaussian`).
 
 For a constant temperature tau the blended drift is affine in x, so the terminal law of its flow, its
 W2 to both ends and the drift distances along the target path are exact: no training, no sampling.
@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from gft import gaussian as gauss
+from gft.theory import gaussian as gauss
 
 COV_PRESETS: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
     "round": ((1.0, 0.0), (0.0, 1.0)),

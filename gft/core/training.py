@@ -19,14 +19,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from gft.couplings import COUPLINGS, Coupling
-from gft.device import make_generator, resolve_device
-from gft.metrics import wasserstein2
-from gft.models import FlowModel, build_seeded
-from gft.objectives import GFTObjective
-from gft.paths import GaussianPath
-from gft.sampling import noise, sample_ode
-from gft.schedules import Schedule, parse_schedule
+from gft.core.couplings import COUPLINGS, Coupling
+from gft.core.device import make_generator, resolve_device
+from gft.core.models import FlowModel, build_seeded
+from gft.core.objectives import GFTObjective
+from gft.core.paths import GaussianPath
+from gft.core.sampling import noise, sample_ode
+from gft.core.schedules import Schedule, parse_schedule
+from gft.evaluation.metrics import wasserstein2
 
 METHODS = ("pretrain", "gft", "standard", "scratch")
 

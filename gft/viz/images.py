@@ -18,8 +18,8 @@ import plotly.graph_objects as go
 import torch
 from plotly.subplots import make_subplots
 
-from gft import images
-from gft.figures import COLORS, f32, snapshot_label
+from gft.tasks import digits as images
+from gft.viz.training import COLORS, f32, snapshot_label
 
 PIXEL_MAX = 16.0
 GAP = 1
@@ -132,7 +132,7 @@ def _aligned(runs: Mapping[str, Sequence], reference: str) -> list[dict]:
 def digit_animation(runs: Mapping[str, Sequence], height: int = 470, cols: int | None = None, frame_ms: int = FRAME_MS) -> go.Figure:
     """The same noise seeds turning into digits as training goes on: one frame per snapshot.
 
-    ``runs`` maps a run name to its :class:`gft.training.Snapshot`s (trajectories (K+1, n, 1, 8, 8));
+    ``runs`` maps a run name to its :class:`gft.core.training.Snapshot`s (trajectories (K+1, n, 1, 8, 8));
     every panel shows the grid of t = 1 samples, and one shared slider moves all panels together. The
     frames follow the first run's snapshots; the others show their snapshot at the same step.
     """
@@ -241,13 +241,13 @@ def metrics_csv(metrics: Mapping[str, dict], extra_columns: Mapping[str, object]
 
 
 # ---- model evaluations the page needs ------------------------------------------------------------
-SNAPSHOT_NOISE_OFFSET = 7  # gft.training.Trainer draws its snapshot particles from noise(n, shape, seed + 7)
+SNAPSHOT_NOISE_OFFSET = 7  # gft.core.training.Trainer draws its snapshot particles from noise(n, shape, seed + 7)
 
 
 @torch.no_grad()
 def model_grid(model, n: int, seed: int, steps: int = 20) -> np.ndarray:
     """Pixel images (n, 8, 8) of ``model`` from the noise seeds a run with ``seed`` animates (Euler)."""
-    from gft.sampling import noise, sample_ode
+    from gft.core.sampling import noise, sample_ode
 
     device = next(model.parameters()).device
     x0 = noise(n, model.config.data_shape, seed + SNAPSHOT_NOISE_OFFSET, device)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from gft import __version__
-from gft.models import FlowModel, ModelConfig, build_model
+from gft.core.models import FlowModel, ModelConfig, build_model
 
 FORMAT = "gft-flow-checkpoint"
 FORMAT_VERSION = 1

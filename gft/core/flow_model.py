@@ -1,12 +1,12 @@
-"""Time-conditioned networks: ``model(x, t)`` is the velocity, ``model.heads(x, t)`` every drift head."""
+"""What every flow network is: its config, the base class (``model(x, t)`` is the velocity,
+``model.heads(x, t)`` every drift head), the time embedding and the frozen copy used as f_pre."""
 
 from __future__ import annotations
 
 import abc
+import copy
 import math
-import threading
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -83,57 +83,8 @@ class FlowModel(nn.Module, abc.ABC):
         return self.heads(x, t)["velocity"]
 
 
-class MLPFlow(FlowModel):
-    """MLP on flattened x concatenated with a sinusoidal time embedding; SiLU activations."""
-
-    def __init__(self, config: ModelConfig) -> None:
-        super().__init__()
-        self.config = config
-        dim = math.prod(config.data_shape)
-        self.embed = SinusoidalTimeEmbedding(config.time_dim)
-        layers: list[nn.Module] = [nn.Linear(dim + config.time_dim, config.width), nn.SiLU()]
-        for _ in range(config.depth - 1):
-            layers += [nn.Linear(config.width, config.width), nn.SiLU()]
-        self.trunk = nn.Sequential(*layers)
-        n_heads = 2 if config.score_head else 1
-        self.out = nn.Linear(config.width, dim * n_heads)
-
-    def heads(self, x: torch.Tensor, t: torch.Tensor) -> dict[str, torch.Tensor]:
-        b = x.shape[0]
-        h = self.trunk(torch.cat([x.reshape(b, -1), self.embed(t)], dim=1))
-        out = self.out(h)
-        if not self.config.score_head:
-            return {"velocity": out.view_as(x)}
-        v, s = out.chunk(2, dim=1)
-        return {"velocity": v.reshape_as(x), "score": s.reshape_as(x)}
-
-
-# Other architectures (the digits convnet) register themselves here on import.
-MODEL_BUILDERS: dict[str, Callable[[ModelConfig], FlowModel]] = {"mlp": MLPFlow}
-
-
-def build_model(config: ModelConfig) -> FlowModel:
-    """Instantiate the architecture a config names."""
-    if config.kind == "convnet" and "convnet" not in MODEL_BUILDERS:
-        from gft import convnet  # noqa: F401  (registers the builder)
-    return MODEL_BUILDERS[config.kind](config)
-
-
-_SEEDED_BUILD = threading.Lock()
-
-
-def build_seeded(config: ModelConfig, seed: int) -> FlowModel:
-    """Fresh weights drawn from ``seed``; torch's initialisers use the global RNG, so builds are
-    serialised under a lock (two app sessions starting at once must not reseed each other)."""
-    with _SEEDED_BUILD, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_model(config)
-
-
 def frozen_copy(model: FlowModel) -> FlowModel:
     """A detached copy in eval mode with gradients off: the pretrained drift f_pre."""
-    import copy
-
     frozen = copy.deepcopy(model)
     frozen.eval()
     for p in frozen.parameters():

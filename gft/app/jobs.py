@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from gft.training import Snapshot, Trainer, TrainResult
+from gft.core.training import Snapshot, Trainer, TrainResult
 
 IDLE, RUNNING, PAUSED, DONE, STOPPED, FAILED = "idle", "running", "paused", "done", "stopped", "failed"
 CHUNK = 10  # steps between looks at the controls: Stop still lands within a few ms of a step

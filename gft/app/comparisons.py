@@ -5,7 +5,7 @@
 * methods: GFT against standard fine-tuning and training from scratch on the same budget over
   several seeds; W2 curves aligned by step, stability numbers and mode coverage with spread;
 
-Pages stay thin: they build a :class:`gft.jobs.TrainingJob` from :func:`coupling_runs` or
+Pages stay thin: they build a :class:`gft.app.jobs.TrainingJob` from :func:`coupling_runs` or
 :func:`method_runs`, read its views, and hand them to the tables here.
 """
 
@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from gft.couplings import COUPLINGS, Coupling
+from gft.core.couplings import COUPLINGS, Coupling
+from gft.core.models import FlowModel
+from gft.core.training import TrainConfig, Trainer, TrainResult
 from gft.data import DISTRIBUTIONS, MODES, DataSpec
-from gft.evaluation import Evaluation2D, evaluate_2d, reference_sets
-from gft.metrics import mode_coverage, stability, wasserstein2
-from gft.models import FlowModel
-from gft.training import Trainer, TrainConfig, TrainResult
+from gft.evaluation.metrics import mode_coverage, stability, wasserstein2
+from gft.evaluation.points import Evaluation2D, evaluate_2d, reference_sets
 
 COMPARED_METHODS = ("gft", "standard", "scratch")
 METHOD_LABELS = {"gft": "GFT", "standard": "standard fine-tuning", "scratch": "from scratch"}
@@ -185,7 +185,7 @@ class EvaluationView:
 
 
 class EvaluationTask:
-    """Runs :func:`gft.evaluation.evaluate_2d` on several models in a thread (seconds each)."""
+    """Runs :func:`gft.evaluation.points.evaluate_2d` on several models in a thread (seconds each)."""
 
     def __init__(self, models: dict[str, FlowModel], data: str, n: int = 1000, seed: int = 0, device: str = "cpu") -> None:
         self._models = dict(models)

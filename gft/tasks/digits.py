@@ -4,7 +4,7 @@ Model space: pixels ``x`` in [0, 16] become ``x / 8 - 1`` in [-1, 1], shape (N, 
 back through :func:`to_pixels` (clamped, channel dropped). Couplings, the GFT objective and the
 samplers are the 2D ones: they work on flattened samples of any shape.
 
-Metrics (:func:`evaluate_images`) use the features of :mod:`gft.classifier`. Held-out sets are small
+Metrics (:func:`evaluate_images`) use the features of :mod:`gft.evaluation.classifier`. Held-out sets are small
 (about 54 images a class, 540 for all ten), hence a 32-dimensional feature space for the FD and a
 reported floor (real held-out against real train) to read every FD against.
 """
@@ -16,18 +16,18 @@ from typing import Callable, Sequence
 
 import torch
 
-from gft import classifier as clf
-from gft.digits import digit_set, parse_digits_spec, to_model_scale, to_pixels  # to_pixels: a CLI hook
-from gft.image_metrics import (
+from gft.core.models import FlowModel, ModelConfig, build_model
+from gft.core.sampling import noise, sample_ode
+from gft.core.training import Snapshot, TrainConfig, Trainer, TrainResult
+from gft.data.digits import digit_set, parse_digits_spec, to_model_scale, to_pixels  # to_pixels: a CLI hook
+from gft.evaluation import classifier as clf
+from gft.evaluation.image_metrics import (
     class_entropy,
     class_fractions,
     frechet_distance,
     mean_pairwise_distance,
     nn_distance_ratio,
 )
-from gft.models import FlowModel, ModelConfig, build_model
-from gft.sampling import noise, sample_ode
-from gft.training import Snapshot, Trainer, TrainConfig, TrainResult
 
 DATA_SHAPE = (1, 8, 8)
 DEFAULT_WIDTH = 16  # channels at full resolution (2x that at 4x4); 32 fits better at 1/3 of the speed

@@ -26,13 +26,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gft.checkpoints import atomic_write_bytes
-from gft.digits import N_CLASSES, TRANSFORMS, DigitsSpec, digit_set, split_indices, to_model_scale
+from gft.core.checkpoints import atomic_write_bytes
+from gft.data.digits import N_CLASSES, TRANSFORMS, DigitsSpec, digit_set, split_indices, to_model_scale
 
 FEATURE_DIM = 32
 FORMAT = "gft-digits-classifier"
 VERSION = 1  # bump when the architecture or the training recipe changes: cached weights then retrain
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "assets" / "digits_classifier.pt"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "assets" / "digits_classifier.pt"
 TRAIN_SEED = 0
 EPOCHS = 80
 BATCH = 128

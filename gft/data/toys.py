@@ -1,4 +1,4 @@
-"""2D distributions: a registry of seedable, vectorised toy samplers and user files (``file:PATH``).
+"""2D toy distributions: a registry of seedable, vectorised samplers.
 
 Every registered sampler returns float32 points roughly within [-4, 4] so that shifts between
 them are comparable. Mixtures report their mode centres, used for mode-coverage metrics.
@@ -7,15 +7,9 @@ them are comparable. Mixtures report their mode centres, used for mode-coverage 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
-
-MIN_FILE_ROWS = 8
-MAX_ABS_VALUE = 1e6
 
 
 def _gaussian(n: int, g: torch.Generator) -> torch.Tensor:
@@ -127,109 +121,3 @@ def sample_distribution(name: str, n: int, seed: int) -> torch.Tensor:
         raise ValueError(f"n must be >= 1, got {n}")
     g = torch.Generator().manual_seed(seed)
     return DISTRIBUTIONS[name](n, g).float()
-
-
-def validate_points(arr: np.ndarray, source: str) -> np.ndarray:
-    """Check an (N, 2) array of user points; return it as float32 or raise a ValueError naming the problem."""
-    arr = np.asarray(arr)
-    if arr.ndim != 2 or arr.shape[1] != 2:
-        raise ValueError(f"{source}: expected an N x 2 array of points, got shape {arr.shape}")
-    if arr.shape[0] < MIN_FILE_ROWS:
-        raise ValueError(f"{source}: need at least {MIN_FILE_ROWS} rows, got {arr.shape[0]}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise ValueError(f"{source}: values must be numeric, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32)
-    if not np.isfinite(arr).all():
-        bad = int((~np.isfinite(arr)).any(axis=1).sum())
-        raise ValueError(f"{source}: {bad} row(s) hold NaN or infinite values")
-    if np.abs(arr).max() > MAX_ABS_VALUE:
-        raise ValueError(f"{source}: values must lie within +-{MAX_ABS_VALUE:g}")
-    if np.ptp(arr, axis=0).max() == 0:
-        raise ValueError(f"{source}: all rows are the same point; a distribution needs spread")
-    return arr
-
-
-def load_points_file(path: str | Path) -> np.ndarray:
-    """Read an ``.npy`` or ``.csv`` file of N x 2 points (a header row in a CSV is skipped)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"data file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            arr = np.load(path, allow_pickle=False)
-        elif suffix == ".csv":
-            arr = _read_csv(path)
-        else:
-            raise ValueError(f"{path}: data files must be .npy or .csv, got {suffix or 'no extension'!r}")
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot read the file ({exc})") from None
-    return validate_points(arr, str(path))
-
-
-def points_from_bytes(data: bytes, filename: str) -> np.ndarray:
-    """Parse an uploaded ``.npy``/``.csv`` (the app's uploads) with the same checks as files."""
-    import io
-
-    suffix = Path(filename).suffix.lower()
-    if suffix == ".npy":
-        try:
-            arr = np.load(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise ValueError(f"{filename}: not a valid .npy file ({exc})") from None
-    elif suffix == ".csv":
-        arr = _parse_csv_text(data.decode("utf-8", errors="replace"), filename)
-    else:
-        raise ValueError(f"{filename}: uploads must be .npy or .csv, got {suffix or 'no extension'!r}")
-    return validate_points(arr, filename)
-
-
-def _read_csv(path: Path) -> np.ndarray:
-    return _parse_csv_text(path.read_text(encoding="utf-8", errors="replace"), str(path))
-
-
-def _parse_csv_text(text: str, source: str) -> np.ndarray:
-    rows = []
-    for i, line in enumerate(text.splitlines()):
-        line = line.strip()
-        if not line:
-            continue
-        parts = [p.strip() for p in line.replace(";", ",").split(",")]
-        try:
-            rows.append([float(p) for p in parts])
-        except ValueError:
-            if i == 0 and not rows:
-                continue  # a header row
-            raise ValueError(f"{source}: line {i + 1} is not numeric: {line[:60]!r}") from None
-    if not rows:
-        raise ValueError(f"{source}: the file holds no data rows")
-    if len({len(r) for r in rows}) != 1:
-        raise ValueError(f"{source}: rows have different numbers of columns")
-    return np.asarray(rows, dtype=np.float64)
-
-
-@dataclass(frozen=True)
-class DataSpec:
-    """A parsed ``--data`` value: a registered name or ``file:PATH``."""
-
-    text: str
-
-    def __post_init__(self) -> None:
-        if not self.is_file and not self.is_image and self.text not in DISTRIBUTIONS:
-            raise ValueError(
-                f"unknown data {self.text!r}; choose one of {sorted(DISTRIBUTIONS)}, file:PATH or digits:CLASSES"
-            )
-
-    @property
-    def is_file(self) -> bool:
-        return self.text.startswith("file:")
-
-    @property
-    def is_image(self) -> bool:
-        return self.text.startswith("digits:")
-
-    def points(self, n: int, seed: int) -> torch.Tensor:
-        """The 2D training pool: ``n`` fresh points of a registered name, or the whole file."""
-        if self.is_file:
-            return torch.from_numpy(load_points_file(self.text[len("file:"):]))
-        return sample_distribution(self.text, n, seed)

@@ -6,10 +6,10 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from gft.core.models import FlowModel
+from gft.core.sampling import noise, sample_ode
 from gft.data import MODES, DataSpec
-from gft.metrics import energy_distance, mmd_rbf, mode_coverage, path_geometry, wasserstein2
-from gft.models import FlowModel
-from gft.sampling import noise, sample_ode
+from gft.evaluation.metrics import energy_distance, mmd_rbf, mode_coverage, path_geometry, wasserstein2
 
 FEW_STEPS = (1, 2, 4, 8)
 

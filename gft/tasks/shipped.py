@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gft.checkpoints import Checkpoint, load_checkpoint
+from gft.core.checkpoints import Checkpoint, load_checkpoint
 
-ASSET_DIR = Path(__file__).resolve().parents[1] / "assets"
+ASSET_DIR = Path(__file__).resolve().parents[2] / "assets"
 PREFIX = "pretrained_"
 # What scripts/make_assets.py builds: a source distribution per name, seeded, MLP 128 x 3.
 SHIPPED_2D = ("moons", "gaussian", "8gaussians", "circles")

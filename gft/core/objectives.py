@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from gft.couplings import Coupling
-from gft.models import FlowModel, frozen_copy
-from gft.paths import GaussianPath, PathSample
+from gft.core.couplings import Coupling
+from gft.core.models import FlowModel, frozen_copy
+from gft.core.paths import GaussianPath, PathSample
 
 
 def blended_target(y: torch.Tensor, f_pre: torch.Tensor | None, lam: float) -> torch.Tensor:

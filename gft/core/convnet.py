@@ -1,4 +1,4 @@
-"""A small time-conditioned U-Net for 8x8 digits: ``MODEL_BUILDERS["convnet"]``.
+"""A small time-conditioned U-Net for 8x8 digits: ``ModelConfig(kind="convnet")``.
 
 With ``C = config.width`` channels, ``D = config.depth`` residual blocks per level and ``R`` = 8 (16
 when ``upsample=2``: nearest upsampling on the way in, 2x2 averaging of the heads on the way out)::
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from gft.models import MODEL_BUILDERS, FlowModel, ModelConfig, SinusoidalTimeEmbedding
+from gft.core.flow_model import FlowModel, ModelConfig, SinusoidalTimeEmbedding
 
 IMAGE_SHAPE = (1, 8, 8)
 
@@ -101,6 +101,3 @@ class ConvFlow(FlowModel):
             return {"velocity": out.contiguous()}
         v, s = out.chunk(2, dim=1)
         return {"velocity": v.contiguous(), "score": s.contiguous()}
-
-
-MODEL_BUILDERS["convnet"] = ConvFlow

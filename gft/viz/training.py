@@ -17,8 +17,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from gft.models import FlowModel
-from gft.sampling import noise, sample_ode
+from gft.core.models import FlowModel
+from gft.core.sampling import noise, sample_ode
 
 AXIS_RANGE = (-4.6, 4.6)
 COLORS = {
@@ -233,7 +233,7 @@ def trajectory_animation(
 ) -> go.Figure:
     """The drift moving during training: one frame per snapshot, same noise seeds in every frame.
 
-    ``snapshots`` are :class:`gft.training.Snapshot`s carrying trajectories (K+1, n, 2). Each frame
+    ``snapshots`` are :class:`gft.core.training.Snapshot`s carrying trajectories (K+1, n, 2). Each frame
     shows faint paths of ``max_paths`` particles and where ``max_particles`` land at t = 1, over
     static pretrained and target clouds; the step, tau and lambda show in the frame and the slider.
     """

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torchdiffeq import odeint
 
-from gft.models import FlowModel
+from gft.core.models import FlowModel
 
 FIXED_SOLVERS = ("euler", "heun", "midpoint")
 TORCHDIFFEQ_SOLVERS = ("dopri5", "rk4")

@@ -1,0 +1,1 @@
+"""Measuring models: sample metrics, image metrics, the digit classifier and model evaluations."""

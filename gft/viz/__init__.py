@@ -1,0 +1,1 @@
+"""Plotly figures: drawing only (no Streamlit, no model evaluation)."""
