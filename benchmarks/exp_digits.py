@@ -1,12 +1,9 @@
-"""Digits experiments (8x8 images through ``gft.tasks.digits``): the 0-4 -> 5-9 shift (stability and quality, by
-Frechet distance in classifier features) and limited data (memorisation and class diversity).
-
-They run only when ``gft.tasks.digits`` offers the API below; otherwise the suite records why they were skipped.
+"""Digits experiments (8x8 images, :class:`gft.tasks.digits.DigitsTask`): the 0-4 -> 5-9 shift (stability and
+quality, by Frechet distance in classifier features) and limited data (memorisation and class diversity).
 """
 
 from __future__ import annotations
 
-import inspect
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 
@@ -17,46 +14,27 @@ from benchmarks.finetune2d import THRESHOLD_FACTOR
 from benchmarks.measures import summarize, verdict
 from benchmarks.parallel import Job, is_error
 from benchmarks.settings import SCHEDULES, Settings
-from gft.core.models import ModelConfig, build_model, build_seeded
-from gft.core.training import TrainConfig, Trainer
+from gft.core.models import ModelConfig, build_model
+from gft.core.training import TrainConfig
+from gft.evaluation.images import evaluate_images
 from gft.evaluation.metrics import stability, steps_to_threshold
+from gft.tasks.digits import DigitsTask
+from gft.tasks.runs import Monitor, make_trainer
 
 NAME = "digits"
 SOURCE_SPEC = "digits:0-4"
 TARGET_SPEC = "digits:5-9"
 SOLVER = "euler"  # 100 Euler steps for the final FD: bounded cost; dopri5 on the convnet is far slower on CPU
-API = ("target_sets", "model_config", "evaluate_images", "training_eval_fn")
 SCENARIOS = ("shift", "limited")
 METHODS = {"shift": (("gft", SCHEDULES[0]), ("standard", "constant:0"), ("scratch", "constant:0")),
            "limited": (("gft", SCHEDULES[0]), ("standard", "constant:0"))}
 
 
-def unavailable_reason() -> str | None:
-    """None when gft.tasks.digits offers the API these experiments use, else why not."""
-    try:
-        from gft.tasks import digits as images
-    except Exception as exc:  # missing module or a broken import: skip with the reason
-        return f"gft.tasks.digits is not importable ({type(exc).__name__}: {exc})"
-    missing = [name for name in API if not callable(getattr(images, name, None))]
-    if missing:
-        return f"gft.tasks.digits lacks {', '.join(missing)}"
-    return None
-
-
-def _model_config() -> ModelConfig:
-    from gft.tasks import digits as images
-
-    return images.model_config()  # the convnet users get by default
-
-
 def pretrain_digits(steps: int, batch: int, seed: int) -> dict:
-    from gft.tasks import digits as images
-
-    train, _ = images.target_sets(SOURCE_SPEC, None, seed)
-    config = _model_config()
-    model = build_seeded(config, seed)
-    trainer = Trainer(model, train, TrainConfig(method="pretrain", steps=steps, batch=batch, seed=seed, eval_every=0,
-                                                callback_every=steps))
+    source = DigitsTask(SOURCE_SPEC)
+    config = source.model_config()  # the convnet users get by default
+    trainer = make_trainer(source, TrainConfig(method="pretrain", steps=steps, batch=batch, seed=seed, callback_every=steps),
+                           model_config=config)
     try:
         result = trainer.run()
     finally:
@@ -66,7 +44,7 @@ def pretrain_digits(steps: int, batch: int, seed: int) -> dict:
 
 
 @dataclass(frozen=True)
-class DigitsTask:
+class DigitsRun:
     scenario: str
     method: str
     schedule: str
@@ -82,27 +60,24 @@ class DigitsTask:
         return f"gft {self.schedule}" if self.method == "gft" else self.method
 
 
-def run_digits(task: DigitsTask, pretrained: dict) -> dict:
-    from gft.tasks import digits as images
-
+def run_digits(task: DigitsRun, pretrained: dict) -> dict:
     config = ModelConfig.from_dict(pretrained["config"])
     base = build_model(config)
     base.load_state_dict({k: torch.from_numpy(v) for k, v in pretrained["state"].items()})
-    train, held_out = images.target_sets(TARGET_SPEC, task.limit, task.seed)
+    target = DigitsTask(TARGET_SPEC)
     every = task.steps // task.evals
     tc = TrainConfig(method=task.method, steps=task.steps, batch=task.batch, seed=task.seed, schedule=task.schedule,
-                     eval_every=every, callback_every=every)
-    trainer = Trainer(build_model(config), train, tc, base, eval_target=held_out,
-                      eval_fn=images.training_eval_fn(TARGET_SPEC, task.seed))
+                     callback_every=every)
+    trainer = make_trainer(target, tc, base=base, limit=task.limit, monitor=Monitor(eval_every=every))
+    train = trainer.target
     try:
-        result = trainer.run(callback=lambda snap: None)
+        result = trainer.run()
     finally:
         trainer.close()
-    options = {"solver": SOLVER} if "solver" in inspect.signature(images.evaluate_images).parameters else {}
-    metrics = images.evaluate_images(trainer.model.eval(), TARGET_SPEC, n=task.eval_n, seed=task.seed, limit=task.limit,
-                                     **options)
-    rows = [h for h in result.history if "w2" in h]
-    steps, fd = [h["step"] for h in rows], [h["w2"] for h in rows]  # the trainer files eval_fn values under "w2"
+    metrics = evaluate_images(trainer.model.eval(), TARGET_SPEC, n=task.eval_n, seed=task.seed, limit=task.limit,
+                              solver=SOLVER).to_dict()
+    rows = [h for h in result.history if "fd" in h]
+    steps, fd = [h["step"] for h in rows], [h["fd"] for h in rows]
     floor = metrics.get("fd_floor")
     st = stability(fd) if len(fd) >= 3 and np.isfinite(fd).all() else None
     keep = {k: metrics.get(k) for k in ("fd", "fd_floor", "class_entropy", "diversity", "nn_distance_ratio", "fd_by_steps",
@@ -119,7 +94,7 @@ def jobs(settings: Settings, pretrained: dict) -> list[Job]:
         limit = settings.digits_limit if scenario == "limited" else None
         for method, schedule in METHODS[scenario]:
             for seed in range(settings.digits_seeds):
-                task = DigitsTask(scenario, method, schedule, seed, settings.digits_steps, settings.digits_evals,
+                task = DigitsRun(scenario, method, schedule, seed, settings.digits_steps, settings.digits_evals,
                                   settings.digits_eval_n, limit, settings.digits_batch)
                 out.append(Job(run_digits, (task, pretrained), f"{NAME} {scenario} {task.label} seed {seed}"))
     return out
@@ -151,5 +126,5 @@ def summarise(rows: list[dict], settings: Settings) -> dict:
                                   ("nn_distance_ratio", False)):
                 verdicts.append({"scenario": scenario, "metric": metric,
                                  "verdict": verdict([r.get(metric) for r in gft], [r.get(metric) for r in std], lower)})
-    return {"source": SOURCE_SPEC, "target": TARGET_SPEC, "model": _model_config().to_dict(), "summary": summary,
+    return {"source": SOURCE_SPEC, "target": TARGET_SPEC, "model": DigitsTask(SOURCE_SPEC).model_config().to_dict(), "summary": summary,
             "curves": curves, "verdicts": verdicts}

@@ -24,8 +24,9 @@ import numpy as np
 
 from benchmarks import sessions
 from benchmarks.checks import CLI_TIMEOUT, REPO, result, subprocess_env
-from benchmarks.finetune2d import MODEL, fresh_model
+from benchmarks.finetune2d import MODEL
 from benchmarks.settings import Settings
+from gft.core.models import build_seeded
 from gft.core.training import TrainConfig, Trainer
 from gft.data import sample_distribution
 
@@ -217,11 +218,11 @@ def cli_sigkill(folder: Path, setup_cpu: float) -> list[dict]:
 def stop_event(folder: Path) -> dict:
     """A stop event mid-way ends the run at that step, closes the OT prefetch thread and writes nothing."""
     pool = sample_distribution("8gaussians", 4000, 0)
-    config = TrainConfig(method="gft", steps=1000, batch=128, seed=0, coupling="ot", eval_every=0, callback_every=10,
+    config = TrainConfig(method="gft", steps=1000, batch=128, seed=0, coupling="ot", callback_every=10,
                          device="cpu")
     threads_before = {t.ident for t in threading.enumerate()}
     stop = threading.Event()
-    trainer = Trainer(fresh_model(MODEL, 0), pool, config, fresh_model(MODEL, 1))
+    trainer = Trainer(pool, config, pretrained=build_seeded(MODEL, 1))
 
     def on_snapshot(snap) -> None:
         if snap.step >= 50:

@@ -15,11 +15,11 @@ import numpy as np
 import ot
 import torch
 
-from benchmarks.finetune2d import MODEL, fresh_model
+from benchmarks.finetune2d import MODEL
 from benchmarks.settings import Settings
 from gft.core.couplings import Coupling
 from gft.core.device import describe_device, resolve_device
-from gft.core.models import MLPFlow
+from gft.core.models import MLPFlow, build_seeded
 from gft.core.sampling import noise, sample_ode
 from gft.core.training import TrainConfig, Trainer
 from gft.data import sample_distribution
@@ -138,9 +138,11 @@ def _steps_per_second(step: Callable[[], None], steps: int, device: torch.device
 
 def _trainer_steps_per_second(pool, coupling: str, method: str, settings: Settings, seed: int, device) -> float:
     config = TrainConfig(method=method, steps=WARMUP + settings.speed_steps, batch=256, seed=seed, coupling=coupling,
-                         eval_every=0, callback_every=WARMUP + settings.speed_steps, device=str(device.type))
-    pretrained = fresh_model(MODEL, seed + 1) if method == "gft" else None
-    trainer = Trainer(fresh_model(MODEL, seed), pool, config, pretrained)
+                         callback_every=WARMUP + settings.speed_steps, device=str(device.type))
+    if method == "gft":
+        trainer = Trainer(pool, config, pretrained=build_seeded(MODEL, seed + 1))
+    else:
+        trainer = Trainer(pool, config, init=build_seeded(MODEL, seed))
     try:
         return time_trainer(trainer, settings.speed_steps, device)
     finally:
@@ -220,7 +222,7 @@ def ot_cost(settings: Settings) -> list[dict]:
 
 
 def sampling_speed(settings: Settings, device: torch.device) -> list[dict]:
-    model = fresh_model(MODEL, 0).to(device)
+    model = build_seeded(MODEL, 0).to(device)
     x0 = noise(SAMPLING_N, (2,), 0, device)
     rows = []
     threads_before = torch.get_num_threads()

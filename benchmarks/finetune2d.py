@@ -6,38 +6,24 @@ Pretrained weights travel between processes as numpy arrays.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
 
 from benchmarks.measures import nn_distance_ratio
-from benchmarks.targets import Shift
+from benchmarks.targets import Shift, Target, TargetTask
 from gft.core.models import FlowModel, ModelConfig, build_model
 from gft.core.sampling import noise, sample_ode
-from gft.core.training import METHODS, TrainConfig, Trainer
-from gft.data import DataSpec, sample_distribution
+from gft.core.training import METHODS, TrainConfig
+from gft.data import DataSpec
 from gft.evaluation.metrics import mode_coverage, stability, steps_to_threshold, wasserstein2
 from gft.evaluation.points import evaluate_2d
+from gft.tasks.runs import Monitor, make_trainer
 
 MODEL = ModelConfig(kind="mlp", data_shape=(2,), width=128, depth=3, time_dim=32)
 THRESHOLD_FACTOR = 1.5  # "reached the target": W2 within 1.5x the finite-sample floor
 MEASURES = ("curve", "full2d", "diversity")
-
-
-_INIT_LOCK = threading.Lock()
-
-
-def fresh_model(config: ModelConfig, seed: int) -> FlowModel:
-    """A model with initial weights drawn from ``seed``.
-
-    torch's layer initialisers draw from the global RNG; fork_rng restores it afterwards, and the lock
-    keeps two threads (two sessions' jobs) from reseeding it under each other mid-initialisation.
-    """
-    with _INIT_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build_model(config)
 
 
 def to_numpy_state(model: FlowModel) -> dict[str, np.ndarray]:
@@ -52,11 +38,9 @@ def from_numpy_state(config: ModelConfig, state: dict[str, np.ndarray]) -> FlowM
 
 def pretrain_2d(source: str, steps: int, batch: int, pool_size: int, seed: int, device: str = "auto") -> dict:
     """Plain flow matching on ``source`` (independent coupling); returns weights and the final W2."""
-    pool = sample_distribution(source, pool_size, seed)
-    config = TrainConfig(method="pretrain", steps=steps, batch=batch, seed=seed, eval_every=steps, eval_points=500,
-                         callback_every=steps, device=device)
-    held_out = sample_distribution(source, 500, seed + 1_000_003)
-    trainer = Trainer(fresh_model(MODEL, seed), pool, config, eval_target=held_out)
+    config = TrainConfig(method="pretrain", steps=steps, batch=batch, seed=seed, callback_every=steps, device=device)
+    task = TargetTask(Target(source), pool_size, 500)
+    trainer = make_trainer(task, config, model_config=MODEL, monitor=Monitor(eval_every=steps, eval_points=500))
     try:
         result = trainer.run()
     finally:
@@ -104,22 +88,26 @@ class FinetuneTask:
         return TrainConfig(
             method=self.method, steps=self.steps, batch=self.batch, seed=self.seed, schedule=self.schedule,
             coupling=self.coupling, sinkhorn_reg=self.sinkhorn_reg, device=self.device,
-            callback_every=every or self.steps, eval_every=every, eval_points=self.eval_points,
+            callback_every=every or self.steps,
             ot_workers=1,  # runs already go side by side in one process per core
         )
+
+    def monitor(self) -> Monitor:
+        every = self.steps // self.evals if self.evals else 0
+        return Monitor(eval_every=every, eval_points=self.eval_points)
 
 
 def run_finetune(task: FinetuneTask, pretrained_state: dict[str, np.ndarray]) -> dict:
     """Fine-tune from the pretrained weights and measure; returns one JSON-able row."""
     shift = Shift(task.shift)
     target = shift.target
-    train_pool = target.pool(task.pool_size, task.seed, task.limit)
-    held_out = target.held_out(task.eval_points, task.seed)
     config = task.train_config()
     pretrained = from_numpy_state(MODEL, pretrained_state)
-    trainer = Trainer(build_model(MODEL), train_pool, config, pretrained, eval_target=held_out)
+    trainer = make_trainer(TargetTask(target, task.pool_size, task.eval_points), config, base=pretrained, limit=task.limit,
+                           monitor=task.monitor())
+    train_pool = trainer.target
     try:
-        result = trainer.run(callback=lambda snap: None)  # a callback records the step-0 W2 too
+        result = trainer.run()
     finally:
         trainer.close()
     row = {**asdict(task), "label": task.label, "train_seconds": result.train_seconds,

@@ -105,10 +105,7 @@ def _pool_phase(settings: Settings, selected: tuple[str, ...], experiments: dict
 def _pretrain_and_finetune(runner: Runner, settings: Settings, selected: tuple[str, ...], experiments: dict) -> None:
     """Pretraining, then every fine-tuning run of the selected pool experiments and digits, side by side."""
     sources = sorted(set().union(*(POOL_EXPERIMENTS[n].sources(settings) for n in selected if n in POOL_EXPERIMENTS)))
-    digits_reason = exp_digits.unavailable_reason() if "digits" in selected else "not selected"
-    if "digits" in selected and digits_reason:
-        experiments["digits"] = {"status": "skipped", "reason": digits_reason}
-        _log(f"digits: skipped ({digits_reason})")
+    digits_reason = None if "digits" in selected else "not selected"
     pre_jobs = [Job(pretrain_2d, (s, settings.pretrain_steps, settings.batch, settings.pool_size, 0), f"pretrain {s}")
                 for s in sources]
     if digits_reason is None:

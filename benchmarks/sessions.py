@@ -14,19 +14,23 @@ import sys
 import torch
 
 from benchmarks.checks import CLI_TIMEOUT, REPO, result, subprocess_env
-from benchmarks.finetune2d import MODEL, fresh_model
+from benchmarks.finetune2d import MODEL
 from benchmarks.settings import Settings
 from gft.app.jobs import TrainingJob
-from gft.core.training import TrainConfig, Trainer
+from gft.constants import HELDOUT_SEED_OFFSET
+from gft.core.models import build_seeded
+from gft.core.training import Hook, TrainConfig, Trainer
 from gft.data import sample_distribution
+from gft.evaluation.monitors import heldout_w2
 
 
 def _session_trainer(seed: int, steps: int):
     pool = sample_distribution("8gaussians", 4000, seed + 100)
-    held_out = sample_distribution("8gaussians", 300, seed + 1_000_003)
+    held_out = sample_distribution("8gaussians", 300, seed + HELDOUT_SEED_OFFSET)
     config = TrainConfig(method="gft", steps=steps, batch=128, seed=seed, schedule="stages:10,0.5,5",
-                         eval_every=steps // 4, callback_every=steps // 4, eval_points=300, device="cpu")
-    return Trainer(fresh_model(MODEL, seed), pool, config, fresh_model(MODEL, 1000), eval_target=held_out)
+                         callback_every=steps // 4, device="cpu")
+    w2 = Hook("w2", steps // 4, heldout_w2(held_out, 300, seed))
+    return Trainer(pool, config, pretrained=build_seeded(MODEL, 1000), hooks=[w2])
 
 
 def concurrent_sessions(settings: Settings, threads: int) -> list[dict]:

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
+from gft.core.models import ModelConfig
 from gft.data import DISTRIBUTIONS, MODES, sample_distribution
+from gft.evaluation.monitors import heldout_w2
+from gft.tasks.points import PointsTask
+from gft.tasks.task import Task
 
 _ROTATED = re.compile(r"^(?P<base>[a-z0-9]+)_rot(?P<deg>-?\d+)$")
 
@@ -21,6 +25,7 @@ _ROTATED = re.compile(r"^(?P<base>[a-z0-9]+)_rot(?P<deg>-?\d+)$")
 HELD_OUT_OFFSET = 1_000_003
 FLOOR_OFFSET = 2_000_003
 POOL_OFFSET = 100
+DEFAULT_SOURCE = "gaussian"  # any registered name: only its default 2D architecture is read
 
 
 def rotate(points: torch.Tensor, degrees: float) -> torch.Tensor:
@@ -96,3 +101,38 @@ class Shift:
     @property
     def target(self) -> Target:
         return Target(self.target_name)
+
+
+@dataclass(frozen=True)
+class TargetTask(Task):
+    """A benchmark target as a gft task, so its runs are built by :func:`gft.tasks.runs.make_trainer` like
+    everywhere else: ``pool_size`` seeded training draws and ``eval_points`` held-out draws."""
+
+    target: Target
+    pool_size: int
+    eval_points: int
+    kind = "points"
+    metric = "w2"
+    default_batch = 256
+    data_shape = (2,)
+
+    @property
+    def data(self) -> str:
+        return self.target.name
+
+    def model_config(self, width: int | None = None, depth: int | None = None, score_head: bool = False, upsample: int = 1) -> ModelConfig:
+        return PointsTask(DEFAULT_SOURCE).model_config(width, depth, score_head, upsample)
+
+    def pool(self, seed: int, limit: int | None = None) -> torch.Tensor:
+        return self.target.pool(self.pool_size, seed, limit)
+
+    def held_out(self, seed: int) -> torch.Tensor:
+        return self.target.held_out(self.eval_points, seed)
+
+    def curve_metric(self, seed: int, n: int):
+        return heldout_w2(self.held_out(seed), n, seed)
+
+    def evaluate(self, model, n=2000, seed=0, device="cpu", limit=None, train_seed=None):
+        if not self.target.registered:
+            raise ValueError(f"{self.data!r} is not a registered distribution; the benchmarks measure it themselves")
+        return PointsTask(self.data).evaluate(model, n, seed, device)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import sys
@@ -10,16 +11,13 @@ import sys
 import numpy as np
 import torch
 
-from gft.core.checkpoints import load_checkpoint, save_checkpoint
+from gft.core.checkpoints import atomic_write_bytes, load_checkpoint, save_checkpoint
 from gft.core.couplings import COUPLINGS
 from gft.core.device import DEVICE_CHOICES, resolve_device
-from gft.core.models import ModelConfig, build_model, build_seeded
 from gft.core.sampling import SOLVERS, noise, sample_ode, sample_sde
-from gft.core.training import TrainConfig, Trainer, TrainingDiverged
-from gft.data import DataSpec
-from gft.evaluation.points import evaluate_2d
-
-DEFAULT_POOL = 20_000  # training points drawn from a registered 2D distribution
+from gft.core.training import FINETUNE_METHODS, TrainConfig, TrainingDiverged
+from gft.tasks.runs import Monitor, make_trainer, task_for
+from gft.tasks.task import Task
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("finetune", help="fine-tune a pretrained model on a new target")
     _add_training_args(p, steps=3000)
     p.add_argument("--base", required=True, help="pretrained checkpoint")
-    p.add_argument("--method", choices=("gft", "standard", "scratch"), default="gft")
+    p.add_argument("--method", choices=FINETUNE_METHODS, default="gft")
     p.add_argument("--schedule", default="stages:10,0.5,5", help="constant:TAU | linear:TAU_MAX | cosine:TAU_MAX | exponential:TAU_MAX,RATE | stages:TAU_MAX,RATIO,K | piecewise:P/TAU,...")
     p.add_argument("--final-fraction", type=_float, default=0.2, help="share of steps at tau = 0 (annealed schedules)")
 
@@ -110,35 +108,12 @@ def _check_seed(seed: int) -> None:
         raise ValueError(f"--seed must be >= 0, got {seed}")
 
 
-def _target(spec: DataSpec, seed: int, limit: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Training pool and held-out evaluation set."""
-    if spec.is_image:
-        from gft.tasks import digits as images
-
-        return images.target_sets(spec.text, limit=limit, seed=seed)
-    pool = spec.points(DEFAULT_POOL, seed)
-    if limit is not None:
-        if limit > len(pool):
-            raise ValueError(f"--limit {limit} exceeds the {len(pool)} available samples")
-        pool = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:limit]]
-    held_out = None if spec.is_file else spec.points(2000, seed + 1_000_003)
-    return pool, held_out
-
-
-def _train_config(args: argparse.Namespace, method: str, image: bool = False) -> TrainConfig:
+def _train_config(args: argparse.Namespace, method: str, task: Task) -> TrainConfig:
     _check_seed(args.seed)
-    if args.batch is not None:
-        batch = args.batch
-    elif image:
-        from gft.tasks import digits as images
-
-        batch = images.DEFAULT_BATCH
-    else:
-        batch = 256
     return TrainConfig(
         method=method,
         steps=args.steps,
-        batch=batch,
+        batch=task.default_batch if args.batch is None else args.batch,
         lr=args.lr,
         seed=args.seed,
         schedule=getattr(args, "schedule", "constant:0"),
@@ -148,38 +123,34 @@ def _train_config(args: argparse.Namespace, method: str, image: bool = False) ->
         sigma=args.sigma,
         device=args.device,
         callback_every=max(1, min(100, args.steps // 20 or 1)),
-        eval_every=max(args.eval_every, 0),
-        eval_points=1000,
     )
 
 
-def _progress(quiet: bool, metric: str = "W2"):
+def _progress(quiet: bool, metric: str):
     def report(snap) -> None:
         if quiet:
             return
-        w2 = f"  {metric} {snap.w2:.3f}" if snap.w2 is not None else ""
+        value = snap.values.get(metric)
+        shown = f"  {metric.upper()} {value:.3f}" if value is not None else ""
         loss = "-" if snap.loss is None else f"{snap.loss:.4f}"  # None at step 0: nothing trained yet
-        print(f"step {snap.step:>6}/{snap.total_steps}  tau {snap.tau:8.3f}  lambda {snap.lam:.3f}  loss {loss}{w2}", flush=True)
+        print(f"step {snap.step:>6}/{snap.total_steps}  tau {snap.tau:8.3f}  lambda {snap.lam:.3f}  loss {loss}{shown}", flush=True)
 
     return report
 
 
-def _run_training(args, method: str, model, pretrained, spec: DataSpec, extra: dict) -> dict:
-    config = _train_config(args, method, spec.is_image)
-    train_pool, held_out = _target(spec, args.seed, args.limit)
-    eval_fn = None
-    if spec.is_image:
-        from gft.tasks import digits as images
-
-        eval_fn = images.training_eval_fn(spec.text, args.seed)
-    trainer = Trainer(model, train_pool, config, pretrained, held_out, eval_fn=eval_fn)
+def _run_training(args, method: str, task: Task, base=None, model_config=None, extra: dict | None = None) -> dict:
+    config = _train_config(args, method, task)
+    if args.limit is not None and args.limit > (available := len(task.pool(args.seed))):
+        raise ValueError(f"--limit {args.limit} exceeds the {available} training samples of {task.data}")
+    monitor = Monitor(eval_every=max(args.eval_every, 0), eval_points=1000)
+    trainer = make_trainer(task, config, base=base, model_config=model_config, limit=args.limit, monitor=monitor)
     try:
-        result = trainer.run(callback=_progress(args.json, "FD" if spec.is_image else "W2"))
+        result = trainer.run(callback=_progress(args.json, task.metric))
     finally:
         trainer.close()
-    extra = dict(extra, history=result.history, limit=args.limit)
-    save_checkpoint(args.out, trainer.model, spec.text, config.to_dict(), extra)
-    summary = {
+    extra = dict(extra or {}, history=result.history, limit=args.limit, eval_every=monitor.eval_every)
+    save_checkpoint(args.out, trainer.model, task.data, config.to_dict(), extra)
+    return {
         "command": args.command,
         "out": str(args.out),
         "steps": result.steps,
@@ -190,42 +161,30 @@ def _run_training(args, method: str, model, pretrained, spec: DataSpec, extra: d
         "device": str(trainer.device),
         "history": result.history,
     }
-    return summary
 
 
 def cmd_pretrain(args) -> dict:
-    spec = DataSpec(args.data)
-    if spec.is_image:
-        from gft.tasks import digits as images
+    task = task_for(args.data)
+    model_config = task.model_config(width=args.width, depth=args.depth, score_head=args.score_head, upsample=args.upsample)
+    return _run_training(args, "pretrain", task, model_config=model_config, extra={"parent": None})
 
-        config = images.model_config(upsample=args.upsample, width=args.width, score_head=args.score_head, depth=args.depth)
-    else:
-        width = 128 if args.width is None else args.width
-        config = ModelConfig(width=width, depth=3 if args.depth is None else args.depth, score_head=args.score_head)
-    model = build_seeded(config, args.seed)
-    return _run_training(args, "pretrain", model, None, spec, {"parent": None})
+
+def _same_kind(task: Task, trained_on: str, role: str) -> None:
+    if task_for(trained_on).kind != task.kind:
+        raise ValueError(f"{role} was trained on {trained_on!r}, which does not match the kind of --data {task.data!r}")
 
 
 def cmd_finetune(args) -> dict:
-    spec = DataSpec(args.data)
+    task = task_for(args.data)
     base = load_checkpoint(args.base)
-    if DataSpec(base.data).is_image != spec.is_image:
-        raise ValueError(f"--base was trained on {base.data!r}, which does not match the kind of --data {spec.text!r}")
-    model = build_model(base.model.config)
-    return _run_training(args, args.method, model, base.model, spec, {"parent": str(args.base), "base_data": base.data})
-
-
-def _output_transform(ckpt):
-    if DataSpec(ckpt.data).is_image:
-        from gft.tasks import digits as images
-
-        return images.to_pixels
-    return lambda x: x
+    _same_kind(task, base.data, "--base")
+    return _run_training(args, args.method, task, base=base.model, extra={"parent": str(args.base), "base_data": base.data})
 
 
 def cmd_sample(args) -> dict:
     _check_seed(args.seed)
     ckpt = load_checkpoint(args.model)
+    task = task_for(ckpt.data)
     device = resolve_device(args.device)
     model = ckpt.model.to(device)
     x0 = noise(args.n, model.config.data_shape, args.seed, device)
@@ -235,19 +194,14 @@ def cmd_sample(args) -> dict:
         res = sample_sde(model, x0, args.steps, args.diffusion, args.score, gen, keep, training=ckpt.training_settings)
     else:
         res = sample_ode(model, x0, args.solver, args.steps, keep_trajectory=keep)
-    to_out = _output_transform(ckpt)
-    x = to_out(res.x.cpu()).numpy().astype(np.float32)
+    x = task.to_output(res.x.cpu()).numpy().astype(np.float32)
     _save_npy(args.out, x)
     if keep:
-        _save_npy(args.trajectory, to_out(res.trajectory.cpu()).numpy().astype(np.float32))
+        _save_npy(args.trajectory, task.to_output(res.trajectory.cpu()).numpy().astype(np.float32))
     return {"command": "sample", "out": str(args.out), "shape": list(x.shape), "nfe": res.nfe, "solver": args.solver}
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
-    import io
-
-    from gft.core.checkpoints import atomic_write_bytes
-
     if not str(path).endswith(".npy"):
         raise ValueError(f"output path must end in .npy, got {path!r}")
     buf = io.BytesIO()
@@ -258,21 +212,12 @@ def _save_npy(path: str, array: np.ndarray) -> None:
 def cmd_evaluate(args) -> dict:
     _check_seed(args.seed)
     ckpt = load_checkpoint(args.model)
-    spec = DataSpec(args.data)
-    device = resolve_device(args.device)
-    if spec.is_image != DataSpec(ckpt.data).is_image:
-        raise ValueError(f"the model was trained on {ckpt.data!r}; it cannot be evaluated on {spec.text!r}")
-    if spec.is_image:
-        from gft.tasks import digits as images
-
-        # The training subset of a --limit run is only known for the spec the model was trained on.
-        limit = ckpt.extra.get("limit") if spec.text == ckpt.data else None
-        metrics = images.evaluate_images(
-            ckpt.model.to(device), spec.text, n=args.n, seed=args.seed, limit=limit, train_seed=ckpt.train.get("seed")
-        )
-    else:
-        metrics = evaluate_2d(ckpt.model, spec, n=args.n, seed=args.seed, device=device).to_dict()
-    return {"command": "evaluate", "model": str(args.model), "data": spec.text, **metrics}
+    task = task_for(args.data)
+    _same_kind(task, ckpt.data, "the model")
+    # The training subset of a --limit run is only known for the data the model was trained on.
+    limit = ckpt.extra.get("limit") if task.data == ckpt.data else None
+    evaluation = task.evaluate(ckpt.model, n=args.n, seed=args.seed, device=resolve_device(args.device), limit=limit, train_seed=ckpt.train.get("seed"))
+    return {"command": "evaluate", "model": str(args.model), "data": task.data, **evaluation.to_dict()}
 
 
 COMMANDS = {"pretrain": cmd_pretrain, "finetune": cmd_finetune, "sample": cmd_sample, "evaluate": cmd_evaluate}

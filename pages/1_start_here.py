@@ -9,6 +9,7 @@ from gft.app import resources as res
 from gft.app import widgets as w
 from gft.app.session import device_label, job_slot, user_errors
 from gft.core.training import TrainConfig
+from gft.tasks.runs import Monitor
 from gft.viz import training as figures
 
 OWNER = "start"
@@ -17,8 +18,9 @@ DEMO_BASE, DEMO_TARGET = "moons", "8gaussians"
 # Small enough for a first animation within ~20 s on a 2-core CPU: 300 steps, 31 frames, 400 particles.
 DEMO = TrainConfig(
     method="gft", steps=300, batch=256, lr=3e-3, seed=0, schedule="stages:4,0.5,3", final_fraction=0.2,
-    coupling="ot", callback_every=10, eval_every=60, eval_points=500, snapshot_particles=400, snapshot_steps=24,
+    coupling="ot", callback_every=10,
 )
+DEMO_MONITOR = Monitor(eval_every=60, eval_points=500, particles=400, trajectory_steps=24)
 
 w.ensure_app_frame()
 st.title("Gradual fine-tuning of flow models")
@@ -75,7 +77,7 @@ def start(paused: bool) -> bool:
     with user_errors("Cannot start the demo"):
         target = pick.DataChoice(label=DEMO_TARGET, spec=DEMO_TARGET, preset=DEMO_TARGET)
         params = {"config": DEMO.to_dict(), "pre_cloud": base.cloud(), "target_cloud": target.preview()}
-        w.launch(OWNER, w.finetune_job(base, target, DEMO, RUN), params, paused=paused)
+        w.launch(OWNER, w.finetune_job(base, target, DEMO, DEMO_MONITOR, RUN), params, paused=paused)
         return True
     return False
 
@@ -99,7 +101,7 @@ if view is not None and view.state in ("done", "stopped") and params:
         with right:
             st.markdown(
                 f"**The drift moving.** Press ▶ Play or drag the slider. Each frame is one training snapshot: the same "
-                f"{DEMO.snapshot_particles} noise seeds flow along the current drift (faint lines, t from 0 to 1) and "
+                f"{DEMO_MONITOR.particles} noise seeds flow along the current drift (faint lines, t from 0 to 1) and "
                 "land on the dots. The label in the corner gives the step, τ and λ."
             )
             if len(w2) > 1:

@@ -11,6 +11,7 @@ from gft.app.session import job_slot, user_errors
 from gft.core.models import ModelConfig
 from gft.core.training import TrainConfig
 from gft.data import DISTRIBUTIONS
+from gft.tasks.runs import Monitor
 from gft.viz import training as figures
 
 OWNER = "pretrain"
@@ -90,11 +91,12 @@ def start(paused: bool) -> bool:
         every, eval_every = w.snapshot_plan(steps, 50)
         config = TrainConfig(
             method="pretrain", steps=steps, batch=batch, lr=lr, seed=seed, coupling=coupling, sinkhorn_reg=reg,
-            callback_every=every, eval_every=eval_every, eval_points=w.EVAL_POINTS, snapshot_particles=400, snapshot_steps=24,
+            callback_every=every,
         )
+        monitor = Monitor(eval_every=eval_every, eval_points=w.EVAL_POINTS, particles=400, trajectory_steps=24)
         model_config = ModelConfig(width=width, depth=3)
         params = {"config": config.to_dict(), "model": model_config.to_dict(), "spec": source.spec, "label": source.label, "cloud": source.preview()}
-        w.launch(OWNER, w.pretrain_job(source, config, model_config, RUN), params, paused=paused)
+        w.launch(OWNER, w.pretrain_job(source, config, model_config, monitor, RUN), params, paused=paused)
         return True
     return False
 

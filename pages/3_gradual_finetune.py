@@ -10,6 +10,7 @@ from gft.app import widgets as w
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, user_errors
 from gft.core.training import TrainConfig
+from gft.tasks.runs import Monitor
 from gft.viz import training as figures
 
 OWNER = "finetune"
@@ -63,13 +64,13 @@ else:
 final = edited_final_fraction("ft_")
 
 
-def current_config() -> TrainConfig:
+def current_config() -> tuple[TrainConfig, Monitor]:
     every, eval_every = w.snapshot_plan(steps, frames)
-    return TrainConfig(
+    config = TrainConfig(
         method=method, steps=steps, batch=batch, lr=lr, seed=seed, schedule=spec or "constant:0", final_fraction=final,
-        coupling=coupling, sinkhorn_reg=reg, callback_every=every, eval_every=eval_every, eval_points=w.EVAL_POINTS,
-        snapshot_particles=particles, snapshot_steps=euler,
+        coupling=coupling, sinkhorn_reg=reg, callback_every=every,
     )
+    return config, Monitor(eval_every=eval_every, eval_points=w.EVAL_POINTS, particles=particles, trajectory_steps=euler)
 
 
 def start(paused: bool) -> bool:
@@ -80,13 +81,13 @@ def start(paused: bool) -> bool:
         st.error("Fix the temperature schedule first (see the message above).")
         return False
     with user_errors("Cannot start this run"):
-        config = current_config()
+        config, monitor = current_config()
         params = {
-            "config": config.to_dict(), "base_key": base.key, "base_label": base.label, "base_data": base.data,
+            "config": config.to_dict(), "particles": monitor.particles, "base_key": base.key, "base_label": base.label, "base_data": base.data,
             "base_payload": base.payload, "target_label": target.label, "target_spec": target.spec,
             "pre_cloud": base.cloud(), "target_cloud": target.preview(),
         }
-        w.launch(OWNER, w.finetune_job(base, target, config, RUN), params, paused=paused)
+        w.launch(OWNER, w.finetune_job(base, target, config, monitor, RUN), params, paused=paused)
         return True
     return False
 
@@ -100,7 +101,7 @@ if view is None:
     st.caption("Press Start to train in the background; changing settings later never interrupts a run.")
 else:
     try:
-        changed = current_config().to_dict() != params.get("config")
+        changed = current_config()[0].to_dict() != params.get("config")
     except ValueError:
         changed = True
     if changed and not view.finished:
@@ -127,7 +128,7 @@ def results() -> None:
             f"{config['coupling']} coupling, seed {config['seed']}."
         )
         st.caption(
-            f"Each frame is one training snapshot: the same {config['snapshot_particles']} noise seeds flow along the "
+            f"Each frame is one training snapshot: the same {params['particles']} noise seeds flow along the "
             "drift learned so far (faint lines, t from 0 to 1) and land on the dots, over the pretrained model's "
             "samples (grey) and the target (orange). Press ▶ Play or drag the slider; the corner label gives step, τ and λ."
         )

@@ -11,10 +11,11 @@ from gft.app.jobs import TrainingJob
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, user_errors
 from gft.core.checkpoints import checkpoint_from_bytes
-from gft.core.models import build_model
 from gft.core.training import TrainConfig, Trainer
 from gft.data.digits import parse_digits_spec
-from gft.tasks import digits as images
+from gft.evaluation.images import evaluate_images
+from gft.tasks.digits import DigitsTask
+from gft.tasks.runs import Monitor, make_trainer
 from gft.tasks.shipped import ASSET_DIR
 from gft.viz import images as fi
 from gft.viz import training as figures
@@ -57,8 +58,7 @@ def pretrained_grid(key: str, _payload: bytes, n: int, seed: int):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def target_grid(spec: str, limit: int | None, seed: int, n: int):
-    train, _ = images.target_sets(spec, limit, seed)
-    return fi.pixels(train[:n])
+    return fi.pixels(DigitsTask(spec).pool(seed, limit)[:n])
 
 
 # ---- scenario ---------------------------------------------------------------------------------------
@@ -123,25 +123,24 @@ if base is not None:
 
 
 def current_config(method: str) -> TrainConfig:
-    every = max(1, steps // frames)
-    # The training FD costs ~5k network evaluations, about 50 training steps' worth: a few per run at most.
     return TrainConfig(
         method=method, steps=steps, batch=batch, lr=lr, seed=seed, schedule=spec or "constant:0", final_fraction=final,
-        coupling=coupling, sinkhorn_reg=reg, callback_every=every, eval_every=max(1, steps // fd_checks) if fd_checks else 0,
-        snapshot_particles=grid, snapshot_steps=euler,
+        coupling=coupling, sinkhorn_reg=reg, callback_every=max(1, steps // frames),
     )
 
 
-def images_job(payload: bytes, key: str, spec_text: str, limit_: int | None, configs: dict[str, TrainConfig]) -> TrainingJob:
+def current_monitor() -> Monitor:
+    # The training FD costs ~5k network evaluations, about 50 training steps' worth: a few per run at most.
+    return Monitor(eval_every=max(1, steps // fd_checks) if fd_checks else 0, particles=grid, trajectory_steps=euler)
+
+
+def images_job(payload: bytes, key: str, spec_text: str, limit_: int | None, configs: dict[str, TrainConfig], monitor: Monitor) -> TrainingJob:
     """Both runs from the same checkpoint; everything heavy happens in the job's thread."""
+    task = DigitsTask(spec_text)
 
     def factory(config: TrainConfig):
         def build() -> Trainer:
-            pretrained = checkpoint_from_bytes(payload, key).model  # the run's own copy
-            model = build_model(pretrained.config)
-            train_x, held_x = images.target_sets(spec_text, limit_, config.seed)
-            return Trainer(model, train_x, config, pretrained=pretrained, eval_target=held_x,
-                           eval_fn=images.training_eval_fn(spec_text, config.seed))
+            return make_trainer(task, config, base=checkpoint_from_bytes(payload, key).model, limit=limit_, monitor=monitor)
         return build
 
     return TrainingJob({name: factory(cfg) for name, cfg in configs.items()}, max_frames=60)
@@ -158,10 +157,10 @@ def start(paused: bool) -> bool:
         parse_digits_spec(target_spec)
         configs = {name: current_config(name) for name in RUNS}
         params = {
-            "configs": {n: c.to_dict() for n, c in configs.items()}, "scenario": scenario, "target_spec": target_spec,
+            "configs": {n: c.to_dict() for n, c in configs.items()}, "particles": grid, "scenario": scenario, "target_spec": target_spec,
             "target_label": target_label, "limit": limit, "base_key": base["key"], "base_label": base["label"], "base_data": base["data"],
         }
-        w.launch(OWNER, images_job(base["payload"], base["key"], target_spec, limit, configs), params, paused=paused)
+        w.launch(OWNER, images_job(base["payload"], base["key"], target_spec, limit, configs, current_monitor()), params, paused=paused)
         return True
     return False
 
@@ -224,8 +223,8 @@ def evaluate_runs(n: int) -> dict[str, dict]:
     for name in RUNS:
         model = job.model(name)
         if model is not None:
-            out[name] = images.evaluate_images(model, params["target_spec"], n=n, seed=cfg["seed"], limit=params["limit"],
-                                               train_seed=cfg["seed"], steps=50)
+            out[name] = evaluate_images(model, params["target_spec"], n=n, seed=cfg["seed"], limit=params["limit"],
+                                        train_seed=cfg["seed"], steps=50).to_dict()
     return out
 
 
@@ -240,7 +239,7 @@ def results() -> None:
     st.subheader("Noise turning into digits")
     st.caption(
         f"**{params['base_label']} → {params['target_label']}**, schedule `{cfg['schedule']}` (GFT), {cfg['coupling']} coupling, "
-        f"seed {cfg['seed']}. One frame per training snapshot: the same {cfg['snapshot_particles']} noise seeds, integrated to t = 1 "
+        f"seed {cfg['seed']}. One frame per training snapshot: the same {params['particles']} noise seeds, integrated to t = 1 "
         "by the model as it was at that step. Press ▶ Play or drag the slider; the title gives step, τ and λ of the GFT run."
     )
     with user_errors("Cannot draw the animation"):

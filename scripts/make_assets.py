@@ -19,13 +19,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gft.core.checkpoints import save_checkpoint  # noqa: E402
-from gft.core.models import ModelConfig, build_model  # noqa: E402
-from gft.core.training import TrainConfig, Trainer  # noqa: E402
-from gft.data import sample_distribution  # noqa: E402
+from gft.core.training import TrainConfig  # noqa: E402
+from gft.tasks.points import PointsTask  # noqa: E402
+from gft.tasks.runs import Monitor, make_trainer  # noqa: E402
 from gft.tasks.shipped import SHIPPED_2D, asset_path  # noqa: E402
-
-POOL = 20_000
-HELD_OUT_SEED_OFFSET = 1_000_003  # same held-out convention as the CLI
 
 
 def make(name: str, steps: int, seed: int) -> dict:
@@ -38,16 +35,9 @@ def make(name: str, steps: int, seed: int) -> dict:
         coupling="ot",
         device="cpu",
         callback_every=250,
-        eval_every=steps,  # one W2 at the end, recorded in the checkpoint
-        eval_points=1000,
     )
-    # Initial weights from the run's seed without touching the global RNG stream of the caller.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = build_model(ModelConfig(width=128, depth=3))
-    pool = sample_distribution(name, POOL, seed)
-    held_out = sample_distribution(name, 2000, seed + HELD_OUT_SEED_OFFSET)
-    trainer = Trainer(model, pool, config, eval_target=held_out)
+    # One W2 at the end (against the CLI's held-out draws), recorded in the checkpoint.
+    trainer = make_trainer(PointsTask(name), config, monitor=Monitor(eval_every=steps, eval_points=1000))
     try:
         result = trainer.run()
     finally:

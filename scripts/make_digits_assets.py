@@ -22,11 +22,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gft.core.checkpoints import save_checkpoint  # noqa: E402
-from gft.core.models import build_seeded  # noqa: E402
-from gft.core.training import TrainConfig, Trainer  # noqa: E402
+from gft.core.training import TrainConfig  # noqa: E402
 from gft.data.digits import parse_digits_spec  # noqa: E402
 from gft.evaluation import classifier
-from gft.tasks import digits as images  # noqa: E402
+from gft.evaluation.images import evaluate_images  # noqa: E402
+from gft.tasks.digits import DigitsTask  # noqa: E402
+from gft.tasks.runs import Monitor, make_trainer  # noqa: E402
 
 ASSET_DIR = Path(__file__).resolve().parents[1] / "assets"
 # The sources a story needs: new classes (0-4 -> 5-9) and style shifts (0-9 -> 0-9+invert -> ...).
@@ -35,24 +36,23 @@ SHIPPED_DIGITS = ("0-4", "0-9")
 
 def make(name: str, steps: int, seed: int, out_dir: Path) -> dict:
     spec = f"digits:{name}"
+    task = DigitsTask(spec)
     config = TrainConfig(
         method="pretrain",
         steps=steps,
-        batch=images.DEFAULT_BATCH,
+        batch=task.default_batch,
         lr=1e-3,
         seed=seed,
         device="cpu",
         callback_every=250,
-        eval_every=max(steps // 4, 1),  # the cheap training FD, kept in the checkpoint's history
     )
-    model = build_seeded(images.model_config(), seed)  # initial weights only
-    train_x, held_x = images.target_sets(spec, None, seed)
-    trainer = Trainer(model, train_x, config, eval_target=held_x, eval_fn=images.training_eval_fn(spec, seed))
+    # The cheap training FD every quarter, kept in the checkpoint's history.
+    trainer = make_trainer(task, config, monitor=Monitor(eval_every=max(steps // 4, 1)))
     try:
         result = trainer.run()
     finally:
         trainer.close()
-    metrics = images.evaluate_images(trainer.model, spec, n=1000, seed=seed)
+    metrics = evaluate_images(trainer.model, spec, n=1000, seed=seed).to_dict()
     extra = {"parent": None, "history": result.history, "limit": None, "made_by": "scripts/make_digits_assets.py", "fd": metrics["fd"]}
     path = out_dir / f"digits_pretrained_{name}.pt"
     save_checkpoint(path, trainer.model, spec, config.to_dict(), extra)

@@ -22,20 +22,23 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.exp_speed import SAMPLING_N, sampling_seconds, time_trainer  # noqa: E402
+from gft.constants import POINTS_POOL  # noqa: E402
 from gft.core.checkpoints import atomic_write_bytes  # noqa: E402
 from gft.core.device import describe_device  # noqa: E402
 from gft.core.models import ModelConfig, build_seeded  # noqa: E402
 from gft.core.sampling import noise  # noqa: E402
 from gft.core.training import TrainConfig, Trainer  # noqa: E402
 from gft.data import sample_distribution  # noqa: E402
-from gft.tasks import digits as images  # noqa: E402
+from gft.tasks.digits import DigitsTask  # noqa: E402
 
 WARMUP = 20
 
 
 def steps_per_second(model_config: ModelConfig, target: torch.Tensor, config: TrainConfig, steps: int) -> float:
-    pretrained = build_seeded(model_config, 1) if config.method == "gft" else None
-    trainer = Trainer(build_seeded(model_config, 0), target, config, pretrained)
+    if config.method == "gft":
+        trainer = Trainer(target, config, pretrained=build_seeded(model_config, 1))
+    else:
+        trainer = Trainer(target, config, init=model_config)
     try:
         return time_trainer(trainer, steps, torch.device(config.device), warmup=WARMUP)
     finally:
@@ -43,15 +46,15 @@ def steps_per_second(model_config: ModelConfig, target: torch.Tensor, config: Tr
 
 
 def cases(steps: int) -> list[tuple[str, ModelConfig, torch.Tensor, dict]]:
-    digits_train, _ = images.target_sets("digits:5-9", None, 0)
-    toy = sample_distribution("8gaussians", 20_000, 0)
-    convnet = images.model_config()
+    digits = DigitsTask("digits:5-9")
+    digits_train, convnet, batch = digits.pool(0), digits.model_config(), digits.default_batch
+    toy = sample_distribution("8gaussians", POINTS_POOL, 0)
     mlp = ModelConfig()
-    base = dict(steps=WARMUP + steps, eval_every=0, callback_every=WARMUP + steps, schedule="stages:10,0.5,5")
+    base = dict(steps=WARMUP + steps, callback_every=WARMUP + steps, schedule="stages:10,0.5,5")
     return [
-        ("digits pretrain, independent, batch 128", convnet, digits_train, dict(base, method="pretrain", batch=images.DEFAULT_BATCH)),
-        ("digits GFT, independent, batch 128", convnet, digits_train, dict(base, method="gft", batch=images.DEFAULT_BATCH)),
-        ("digits GFT, exact OT, batch 128", convnet, digits_train, dict(base, method="gft", batch=images.DEFAULT_BATCH, coupling="ot")),
+        ("digits pretrain, independent, batch 128", convnet, digits_train, dict(base, method="pretrain", batch=batch)),
+        ("digits GFT, independent, batch 128", convnet, digits_train, dict(base, method="gft", batch=batch)),
+        ("digits GFT, exact OT, batch 128", convnet, digits_train, dict(base, method="gft", batch=batch, coupling="ot")),
         ("2D pretrain, independent, batch 256", mlp, toy, dict(base, method="pretrain", batch=256)),
         ("2D GFT, exact OT, batch 256", mlp, toy, dict(base, method="gft", batch=256, coupling="ot")),
     ]

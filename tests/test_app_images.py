@@ -54,7 +54,7 @@ def test_pixels_clamp_to_the_pixel_range():
 
 def _snaps(steps: list[int], n: int = 9, k: int = 5, seed: int = 0) -> list[Snapshot]:
     rng = np.random.default_rng(seed)
-    return [Snapshot(s, steps[-1], 1.0, 0.5, 0.1, None, rng.normal(size=(k + 1, n, 1, 8, 8)).astype(np.float32)) for s in steps]
+    return [Snapshot(s, steps[-1], 1.0, 0.5, 0.1, {"trajectory": rng.normal(size=(k + 1, n, 1, 8, 8)).astype(np.float32)}) for s in steps]
 
 
 def test_digit_animation_has_one_frame_per_snapshot_and_redraws():
@@ -71,7 +71,7 @@ def test_digit_animation_has_one_frame_per_snapshot_and_redraws():
     np.testing.assert_array_equal(np.asarray(fig.frames[2].data[1].z, dtype=np.float32), expected)
     assert "step 20" in spec["frames"][2]["layout"]["title"]["text"]
     with pytest.raises(ValueError):
-        fi.digit_animation({"gft": [Snapshot(0, 1, 0.0, 0.0, None, None, None)]})
+        fi.digit_animation({"gft": [Snapshot(0, 1, 0.0, 0.0, None)]})
 
 
 def test_time_scrub_has_one_frame_per_ode_time():

@@ -13,7 +13,7 @@ import torch
 from gft.app import comparisons as cmp
 from gft.core.couplings import COUPLINGS
 from gft.core.training import TrainResult
-from gft.evaluation.points import Evaluation2D
+from gft.evaluation.result import Evaluation
 from gft.theory import exact_annealing as annealing
 from gft.theory import gaussian as gauss
 from gft.viz import compare as figs
@@ -72,7 +72,8 @@ def test_run_sets_share_seed_schedule_and_snapshot_noise():
     runs = cmp.coupling_runs(model, s)
     assert tuple(runs) == COUPLINGS
     configs = [s.config("gft", k, s.seed) for k in COUPLINGS]
-    assert {(c.seed, c.schedule, c.snapshot_particles, c.steps) for c in configs} == {(7, s.schedule, s.particles, 100)}
+    assert {(c.seed, c.schedule, c.steps) for c in configs} == {(7, s.schedule, 100)}
+    assert s.monitor().particles == s.particles and s.monitor().eval_every == s.eval_every
     runs = cmp.method_runs(model, s, seeds=2)
     assert sorted(runs) == sorted(cmp.run_name(m, k) for m in cmp.COMPARED_METHODS for k in (7, 8))
     assert cmp.parse_run_name(cmp.run_name("scratch", 8)) == ("scratch", 8)
@@ -142,7 +143,8 @@ def test_stability_needs_three_points():
 
 def test_coupling_table_columns_and_units():
     result = TrainResult(steps=100, train_seconds=2.0, steps_per_second=50.0, final_loss=0.1, ot_seconds_per_batch=0.004)
-    ev = Evaluation2D(0.5, 0.1, 0.0, 0.0, 3.0, 0.2, 1.0, 50, {"1": 2.0, "2": 1.0, "4": 0.7, "8": 0.6}, None)
+    ev = Evaluation(kind="points", solver="dopri5", nfe=50, n_samples=500, w2=0.5, w2_floor=0.1, mmd=0.0, energy=0.0,
+                    path_length=3.0, straightness=0.2, kinetic_energy=1.0, w2_by_steps={"1": 2.0, "2": 1.0, "4": 0.7, "8": 0.6})
     table = cmp.coupling_table({"ot": result, "independent": result}, {"ot": ev})
     assert tuple(table.columns) == cmp.COUPLING_COLUMNS
     row = table.iloc[0]

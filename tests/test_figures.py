@@ -36,7 +36,7 @@ def _snapshots(n_frames: int = 7, k: int = 5, n: int = 40, total: int = 60) -> l
     for i, tau in enumerate(taus):
         traj = rng.normal(size=(k + 1, n, 2)).astype(np.float32)
         step = round(i * total / (n_frames - 1))
-        out.append(Snapshot(step, total, float(tau), lambda_of_tau(float(tau)), 0.1, None, traj))
+        out.append(Snapshot(step, total, float(tau), lambda_of_tau(float(tau)), 0.1, {"trajectory": traj}))
     return out
 
 
@@ -109,7 +109,7 @@ def test_long_trajectories_keep_the_animated_points_within_budget():
 
 
 def test_animation_without_trajectories_is_refused():
-    snaps = [Snapshot(0, 10, 1.0, 0.5, 0.1, None, None)]
+    snaps = [Snapshot(0, 10, 1.0, 0.5, 0.1)]
     with pytest.raises(ValueError, match="snapshot_particles"):
         figures.trajectory_animation(snaps)
 

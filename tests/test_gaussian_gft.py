@@ -31,8 +31,8 @@ MEAN_TOL, COV_TOL = 0.1, 0.1
 class AnalyticGaussianFlow(MLPFlow):
     """The exact marginal velocity ``A(t) x + b(t)`` of ``N(0, I) -> N(mu, S)``, in torch.
 
-    It subclasses MLPFlow only so that its (unused) state dict fits the fine-tuned MLP: the Trainer
-    starts GFT from the pretrained weights, here a random MLP initialisation.
+    It subclasses MLPFlow only so that it shares the fine-tuned MLP's config; GFT starts from a random
+    MLP (``init``) and regresses towards this exact drift.
     """
 
     def __init__(self, config: ModelConfig, law: Gaussian) -> None:
@@ -124,9 +124,8 @@ def test_constant_tau_gft_reaches_the_closed_form_terminal_law(tau):
         coupling="independent",
         device="cpu",
         callback_every=STEPS,
-        eval_every=0,
     )
-    trainer = Trainer(model, target_pool, config, pretrained=pretrained)
+    trainer = Trainer(target_pool, config, init=model, pretrained=pretrained)
     assert trainer.schedule.lam(0) == pytest.approx(lam) and trainer.schedule.lam(STEPS - 1) == pytest.approx(lam)
     # Constant-lr Adam leaves minibatch noise in the fit; a tenfold lower lr at the end averages it out.
     trainer.run(max_steps=int(0.7 * STEPS))

@@ -23,8 +23,12 @@ from gft.core.models import ModelConfig, build_seeded
 from gft.core.sampling import noise, sample_ode
 from gft.core.training import TrainConfig, Trainer
 from gft.data import sample_distribution
+from gft.data.digits import DATA_SHAPE
+from gft.evaluation.images import evaluate_images
 from gft.evaluation.metrics import wasserstein2
-from gft.tasks import digits as images
+from gft.tasks.digits import DigitsTask
+
+DIGITS = DigitsTask("digits:0-9")  # only its default convnet is read
 
 # GFT_TEST_DEVICE=cpu runs the same checks on the CPU: how this module's logic is checked without a GPU.
 DEVICE = os.environ.get("GFT_TEST_DEVICE", "cuda")
@@ -38,8 +42,8 @@ def _params(model: torch.nn.Module) -> torch.Tensor:
 
 
 def test_the_same_weights_sample_the_same_points_on_cpu_and_gpu():
-    model = build_seeded(images.model_config(), 0)
-    x0 = noise(64, images.DATA_SHAPE, 3)  # drawn on the CPU for either device
+    model = build_seeded(DIGITS.model_config(), 0)
+    x0 = noise(64, DATA_SHAPE, 3)  # drawn on the CPU for either device
     on_cpu = sample_ode(model, x0, "euler", 20).x
     on_gpu = sample_ode(model.to(DEVICE), x0.to(DEVICE), "euler", 20).x
     assert on_gpu.device.type == DEVICE
@@ -48,14 +52,15 @@ def test_the_same_weights_sample_the_same_points_on_cpu_and_gpu():
 
 @pytest.mark.parametrize("coupling", ["independent", "ot"])
 def test_seeded_gft_on_the_gpu_is_reproducible_and_stays_on_the_gpu(coupling):
-    train_x, _ = images.target_sets("digits:5-9", seed=0)
-    pretrained = build_seeded(images.model_config(), 1)
+    train_x = DigitsTask("digits:5-9").pool(0)
+    pretrained = build_seeded(DIGITS.model_config(), 1)
 
     def run() -> tuple[torch.Tensor, list]:
-        config = TrainConfig(method="gft", steps=30, batch=64, seed=0, coupling=coupling, eval_every=0, callback_every=10, device=DEVICE)
-        trainer = Trainer(build_seeded(images.model_config(), 0), train_x, config, pretrained)
+        config = TrainConfig(method="gft", steps=30, batch=64, seed=0, coupling=coupling, callback_every=10, device=DEVICE)
+        trainer = Trainer(train_x, config, pretrained=pretrained)
         result = trainer.run()
         assert all(p.device.type == DEVICE for p in trainer.model.parameters())
+        assert all(p.device.type == "cpu" for p in pretrained.parameters())  # the caller's model stays put
         return _params(trainer.model), [row["loss"] for row in result.history]
 
     (p1, h1), (p2, h2) = run(), run()
@@ -64,34 +69,32 @@ def test_seeded_gft_on_the_gpu_is_reproducible_and_stays_on_the_gpu(coupling):
 
 
 def test_gft_on_the_gpu_moves_digits_0_4_to_5_9():
-    pre_train, _ = images.target_sets("digits:0-4", seed=0)
-    config = TrainConfig(method="pretrain", steps=800, batch=128, lr=2e-3, seed=0, eval_every=0, device=DEVICE)
-    trainer = Trainer(build_seeded(images.model_config(), 0), pre_train, config)
+    config = TrainConfig(method="pretrain", steps=800, batch=128, lr=2e-3, seed=0, device=DEVICE)
+    trainer = Trainer(DigitsTask("digits:0-4").pool(0), config, init=DIGITS.model_config())
     trainer.run()
     pretrained = trainer.model
-    ft_train, _ = images.target_sets("digits:5-9", seed=0)
-    config = TrainConfig(method="gft", steps=600, batch=128, lr=2e-3, seed=0, schedule="stages:10,0.5,3", eval_every=0, device=DEVICE)
-    trainer = Trainer(build_seeded(images.model_config(), 0), ft_train, config, pretrained)
+    config = TrainConfig(method="gft", steps=600, batch=128, lr=2e-3, seed=0, schedule="stages:10,0.5,3", device=DEVICE)
+    trainer = Trainer(DigitsTask("digits:5-9").pool(0), config, pretrained=pretrained)
     trainer.run()
-    before = images.evaluate_images(pretrained, "digits:5-9", n=300, seed=0)
-    after = images.evaluate_images(trainer.model, "digits:5-9", n=300, seed=0)
-    assert before["target_fraction"] < 0.3 and after["target_fraction"] > 0.7
-    assert after["fd"] < 0.5 * before["fd"]
+    before = evaluate_images(pretrained, "digits:5-9", n=300, seed=0)
+    after = evaluate_images(trainer.model, "digits:5-9", n=300, seed=0)
+    assert before.target_fraction < 0.3 and after.target_fraction > 0.7
+    assert after.fd < 0.5 * before.fd
 
 
 def test_a_gpu_checkpoint_loads_on_the_cpu_and_samples_the_same():
-    model = build_seeded(images.model_config(), 2).to(DEVICE)
+    model = build_seeded(DIGITS.model_config(), 2).to(DEVICE)
     payload = checkpoint_bytes(model, "digits:5-9", TrainConfig(device=DEVICE).to_dict(), {})
     loaded = checkpoint_from_bytes(payload, "gpu.pt").model
     assert all(p.device.type == "cpu" for p in loaded.parameters())
-    x0 = noise(32, images.DATA_SHAPE, 0)
+    x0 = noise(32, DATA_SHAPE, 0)
     assert torch.allclose(sample_ode(loaded, x0, "euler", 10).x, sample_ode(model, x0.to(DEVICE), "euler", 10).x.cpu(), atol=1e-3)
 
 
 def test_2d_ot_training_on_the_gpu_fits_the_target():
     target = sample_distribution("8gaussians", 20_000, 0)
-    config = TrainConfig(method="pretrain", steps=1500, batch=256, seed=0, coupling="ot", eval_every=0, device=DEVICE)
-    trainer = Trainer(build_seeded(ModelConfig(), 0), target, config)
+    config = TrainConfig(method="pretrain", steps=1500, batch=256, seed=0, coupling="ot", device=DEVICE)
+    trainer = Trainer(target, config, init=ModelConfig())
     trainer.run()
     samples = sample_ode(trainer.model, noise(1000, (2,), 5, DEVICE), "heun", 20).x
     assert wasserstein2(samples.cpu(), sample_distribution("8gaussians", 1000, 9), n=1000) < 0.6

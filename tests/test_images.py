@@ -27,7 +27,10 @@ from gft.data.digits import (
 )
 from gft.evaluation import classifier as clf
 from gft.evaluation.image_metrics import frechet_distance, mean_pairwise_distance, nn_distance_ratio
-from gft.tasks import digits as images
+from gft.evaluation.images import classifier_features, evaluate_images
+from gft.tasks.chains import run_chain
+from gft.tasks.digits import DigitsTask
+from gft.tasks.runs import Monitor, make_trainer
 
 # Small enough for the default suite on a shared 2-core CPU, large enough to learn 5 digits.
 TEST_WIDTH = 16
@@ -82,9 +85,9 @@ def test_bad_specs_name_the_problem(text, problem):
 def test_limit_larger_than_available_is_refused():
     n_train = len(digit_set(parse_digits_spec("digits:7"), "train"))
     assert 100 < n_train < 140  # about 70 % of the 180 sevens
-    images.target_sets("digits:7", limit=n_train, seed=0)
-    with pytest.raises(ValueError, match=f"--limit {n_train + 1} exceeds the {n_train} training images"):
-        images.target_sets("digits:7", limit=n_train + 1, seed=0)
+    assert len(DigitsTask("digits:7").pool(0, limit=n_train)) == n_train
+    with pytest.raises(ValueError, match=f"limit {n_train + 1} exceeds the {n_train} training images"):
+        DigitsTask("digits:7").pool(0, limit=n_train + 1)
 
 
 def test_transforms_keep_pixel_range_and_do_what_they_say():
@@ -132,7 +135,7 @@ def test_limited_subsets_are_balanced_nested_and_seeded():
     assert set(ten.indices) <= set(fifty.indices)
     other = digit_set(spec, "train", limit=10, seed=1)
     assert set(other.indices) != set(ten.indices)
-    train_x, held_x = images.target_sets("digits:0-4", limit=10, seed=0)
+    train_x, held_x = DigitsTask("digits:0-4").pool(0, limit=10), DigitsTask("digits:0-4").held_out(0)
     assert train_x.shape == (10, 1, 8, 8) and held_x.shape[1:] == (1, 8, 8)
 
 
@@ -143,8 +146,8 @@ def test_scales_round_trip_and_clamp():
     assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
     assert torch.allclose(to_pixels(x), pixels[:20], atol=1e-5)
     wild = torch.tensor([-5.0, 0.0, 5.0]).view(3, 1, 1, 1).expand(3, 1, 8, 8)
-    assert images.to_pixels(wild)[:, 0, 0].tolist() == [0.0, 8.0, 16.0]
-    assert images.to_pixels(torch.zeros(4, 2, 1, 8, 8)).shape == (4, 2, 8, 8)  # trajectories too
+    assert to_pixels(wild)[:, 0, 0].tolist() == [0.0, 8.0, 16.0]
+    assert to_pixels(torch.zeros(4, 2, 1, 8, 8)).shape == (4, 2, 8, 8)  # trajectories too
     with pytest.raises(ValueError, match="shape"):
         to_pixels(torch.zeros(3, 64))
 
@@ -156,7 +159,7 @@ def test_convnet_heads_shapes_and_zero_start():
     x, t = torch.randn(5, 1, 8, 8), torch.rand(5)
     for upsample in (1, 2):
         for score_head in (False, True):
-            config = images.model_config(upsample=upsample, width=8, score_head=score_head)
+            config = DigitsTask("digits:0-9").model_config(upsample=upsample, width=8, score_head=score_head)
             model = build_model(config)
             assert isinstance(model, FlowModel) and config.kind == "convnet" and config.data_shape == (1, 8, 8)
             heads = model.heads(x, t)
@@ -170,19 +173,19 @@ def test_convnet_heads_shapes_and_zero_start():
 
 def test_core_couplings_and_objective_work_on_images():
     """OT pairs flattened images (never worse than the identity pairing); OT/Sinkhorn training steps run."""
-    train_x, _ = images.target_sets("digits:0-9", seed=0)
+    train_x = DigitsTask("digits:0-9").pool(0)
     g = torch.Generator().manual_seed(0)
     x0 = torch.randn(64, 1, 8, 8, generator=g)
     x1 = train_x[:64]
     p0, p1 = Coupling("ot").pair(x0, x1, g)
     assert p1.shape == x1.shape and pairing_cost(p0, p1) < pairing_cost(x0, x1)
-    model = build_model(images.model_config(width=8))
+    model = build_model(DigitsTask("digits:0-9").model_config(width=8))
     # Squared distances between images are ~100, ten times the 2D toys: scale the entropic reg with them.
     for coupling, sigma in (("ot", 0.0), ("sinkhorn", 0.5)):
         cfg = TrainConfig(
-            method="pretrain", steps=3, batch=32, seed=0, coupling=coupling, sigma=sigma, sinkhorn_reg=5.0, eval_every=0, device="cpu"
+            method="pretrain", steps=3, batch=32, seed=0, coupling=coupling, sigma=sigma, sinkhorn_reg=5.0, device="cpu"
         )
-        trainer = Trainer(build_model(model.config), train_x, cfg)
+        trainer = Trainer(train_x, cfg, init=model.config)
         result = trainer.run()
         assert result.steps == 3 and math.isfinite(result.final_loss)
 
@@ -196,9 +199,9 @@ def test_classifier_heldout_accuracy():
     # Trained with the style transforms as augmentation, it still reads shifted digits.
     assert clf.accuracy(model, parse_digits_spec("digits:0-9+invert")) > 0.85
     # Its features see style: inverted digits are far from plain ones in FD.
-    plain = images.classifier_features(to_model_scale(digit_set(parse_digits_spec("digits:0-9"), "heldout").pixels))
-    train = images.classifier_features(to_model_scale(digit_set(parse_digits_spec("digits:0-9"), "train").pixels))
-    inverted = images.classifier_features(to_model_scale(digit_set(parse_digits_spec("digits:0-9+invert"), "heldout").pixels))
+    plain = classifier_features(to_model_scale(digit_set(parse_digits_spec("digits:0-9"), "heldout").pixels))
+    train = classifier_features(to_model_scale(digit_set(parse_digits_spec("digits:0-9"), "train").pixels))
+    inverted = classifier_features(to_model_scale(digit_set(parse_digits_spec("digits:0-9+invert"), "heldout").pixels))
     assert frechet_distance(inverted, plain) > 5 * frechet_distance(train, plain)
 
 
@@ -259,20 +262,14 @@ def digits_models():
 
 
 def _train_digits_models():
-    pre_train, pre_held = images.target_sets("digits:0-4", seed=0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        base = build_model(images.model_config(width=TEST_WIDTH))
-    cfg = TrainConfig(method="pretrain", steps=PRETRAIN_STEPS, batch=TEST_BATCH, lr=2e-3, seed=0, eval_every=0, device="cpu")
-    trainer = Trainer(base, pre_train, cfg, eval_target=pre_held)
+    source = DigitsTask("digits:0-4")
+    cfg = TrainConfig(method="pretrain", steps=PRETRAIN_STEPS, batch=TEST_BATCH, lr=2e-3, seed=0, device="cpu")
+    trainer = make_trainer(source, cfg, model_config=source.model_config(width=TEST_WIDTH))
     trainer.run()
     pretrained = trainer.model
-    ft_train, ft_held = images.target_sets("digits:5-9", seed=0)
-    cfg = TrainConfig(
-        method="gft", steps=GFT_STEPS, batch=TEST_BATCH, lr=2e-3, seed=0, schedule="stages:10,0.5,3", eval_every=GFT_STEPS, device="cpu"
-    )
-    trainer = Trainer(build_model(pretrained.config), ft_train, cfg, pretrained, ft_held, eval_fn=images.training_eval_fn("digits:5-9", 0))
-    result = trainer.run(callback=lambda snap: None)  # a callback also records the FD at step 0
+    cfg = TrainConfig(method="gft", steps=GFT_STEPS, batch=TEST_BATCH, lr=2e-3, seed=0, schedule="stages:10,0.5,3", device="cpu")
+    trainer = make_trainer(DigitsTask("digits:5-9"), cfg, base=pretrained, monitor=Monitor(eval_every=GFT_STEPS))
+    result = trainer.run()  # the FD hook runs at step 0 and at the end
     return pretrained, trainer.model, result
 
 
@@ -286,8 +283,8 @@ def _finite(value) -> bool:
 
 def test_gft_moves_samples_to_the_new_classes(digits_models):
     pretrained, tuned, result = digits_models
-    before = images.evaluate_images(pretrained, "digits:5-9", n=300, seed=0)
-    after = images.evaluate_images(tuned, "digits:5-9", n=300, seed=0)
+    before = evaluate_images(pretrained, "digits:5-9", n=300, seed=0).to_dict()
+    after = evaluate_images(tuned, "digits:5-9", n=300, seed=0).to_dict()
     json.dumps(after)  # JSON-able as the CLI prints it
     assert all(_finite(v) for v in after.values())
     assert before["target_fraction"] < 0.3  # the pretrained model draws 0-4
@@ -299,7 +296,7 @@ def test_gft_moves_samples_to_the_new_classes(digits_models):
     assert after["class_entropy"] > math.log(5) - 0.3  # the five new digits, not one of them
     assert 0.7 < after["nn_distance_ratio"] < 2.0  # not copying
     assert after["classifier_accuracy"] > 0.9 and after["nfe"] == 100
-    history_fd = [row["w2"] for row in result.history if "w2" in row]
+    history_fd = [row["fd"] for row in result.history if "fd" in row]
     assert len(history_fd) == 2 and history_fd[-1] < history_fd[0]  # the cheap training FD dropped
 
 
@@ -307,8 +304,8 @@ def test_memorisation_metric_flags_a_copying_model(digits_models):
     _, tuned, _ = digits_models
     ten = digit_set(parse_digits_spec("digits:5-9"), "train", limit=10, seed=0)
     copier = CopyingFlow(to_model_scale(ten.pixels))
-    copied = images.evaluate_images(copier, "digits:5-9", n=200, seed=0, limit=10, train_seed=0)
-    honest = images.evaluate_images(tuned, "digits:5-9", n=200, seed=0, limit=10, train_seed=0)
+    copied = evaluate_images(copier, "digits:5-9", n=200, seed=0, limit=10, train_seed=0).to_dict()
+    honest = evaluate_images(tuned, "digits:5-9", n=200, seed=0, limit=10, train_seed=0).to_dict()
     assert copied["nn_distance_ratio"] < 0.2
     assert honest["nn_distance_ratio"] > 3 * copied["nn_distance_ratio"]
     assert copied["diversity"] < honest["diversity"]
@@ -350,20 +347,23 @@ def test_cli_bad_image_input_is_one_line(argv, problem, tmp_path, capsys):
 
 
 def test_run_chain_fine_tunes_each_stage_from_the_last(monkeypatch):
+    from gft.tasks import chains
+
     seen = []
-    real = images.Trainer
+    real = chains.make_trainer
 
-    class SpyTrainer(real):
-        def __init__(self, model, target, config, pretrained=None, eval_target=None, eval_fn=None):
-            seen.append(pretrained)
-            super().__init__(model, target, config, pretrained, eval_target, eval_fn)
+    def spy(task, config, base=None, **kwargs):
+        seen.append(base)
+        return real(task, config, base=base, **kwargs)
 
-    monkeypatch.setattr(images, "Trainer", SpyTrainer)
-    base = build_model(images.model_config(width=8))
-    cfg = TrainConfig(method="gft", steps=2, batch=16, seed=0, eval_every=0, device="cpu")
-    stages = images.run_chain(base, ["digits:0-9+invert", "digits:0-9+invert+thicken"], cfg)
-    assert [s.spec for s in stages] == ["digits:0-9+invert", "digits:0-9+invert+thicken"]
+    monkeypatch.setattr(chains, "make_trainer", spy)
+    base = build_model(DigitsTask("digits:0-9").model_config(width=8))
+    cfg = TrainConfig(method="gft", steps=2, batch=16, seed=0, device="cpu")
+    stages = run_chain(base, ["digits:0-9+invert", "digits:0-9+invert+thicken"], cfg)
+    assert [s.data for s in stages] == ["digits:0-9+invert", "digits:0-9+invert+thicken"]
     assert seen[0] is base and seen[1] is stages[0].model
     assert stages[1].model is not stages[0].model and all(s.result.steps == 2 for s in stages)
     with pytest.raises(ValueError, match="unknown transform"):
-        images.run_chain(base, ["digits:0-9+invert", "digits:0-9+blur"], cfg)
+        run_chain(base, ["digits:0-9+invert", "digits:0-9+blur"], cfg)
+    with pytest.raises(ValueError, match="shape"):
+        run_chain(base, ["digits:0-9+invert", "moons"], cfg)  # a 2D target for an image model

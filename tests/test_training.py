@@ -20,9 +20,10 @@ from gft.core.checkpoints import (
 )
 from gft.core.models import MLPFlow, ModelConfig
 from gft.core.sampling import noise, sample_ode
-from gft.core.training import Snapshot, TrainConfig, Trainer, TrainingDiverged, train
+from gft.core.training import Hook, Snapshot, TrainConfig, Trainer, TrainingDiverged, train
 from gft.data import sample_distribution
 from gft.evaluation.metrics import wasserstein2
+from gft.evaluation.monitors import heldout_w2, trajectories
 
 SMALL = ModelConfig(width=64, depth=3)
 
@@ -41,7 +42,7 @@ def _mlp(seed: int, config: ModelConfig = SMALL) -> MLPFlow:
 
 
 def _config(**overrides) -> TrainConfig:
-    base = dict(method="pretrain", steps=40, batch=128, lr=2e-3, seed=0, device="cpu", eval_every=0, callback_every=10)
+    base = dict(method="pretrain", steps=40, batch=128, lr=2e-3, seed=0, device="cpu", callback_every=10)
     base.update(overrides)
     return TrainConfig(**base)
 
@@ -53,7 +54,7 @@ def _params(model: torch.nn.Module) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def pretrained_on_moons() -> MLPFlow:
     torch.set_num_threads(1)
-    model, result = train(_mlp(0), sample_distribution("moons", 20_000, seed=0), _config(steps=800, batch=256))
+    model, result = train(sample_distribution("moons", 20_000, seed=0), _config(steps=800, batch=256), init=_mlp(0))
     assert result.steps == 800
     return model
 
@@ -76,7 +77,7 @@ def test_gft_moves_a_pretrained_model_to_a_new_target(pretrained_on_moons):
     w2_pre = w2(pretrained_on_moons)
 
     config = _config(method="gft", steps=1000, batch=256, schedule="stages:10,0.5,5", coupling="ot", callback_every=100)
-    model, result = train(_mlp(1), sample_distribution(target, 20_000, seed=1), config, pretrained=pretrained_on_moons)
+    model, result = train(sample_distribution(target, 20_000, seed=1), config, pretrained=pretrained_on_moons)
     w2_gft = w2(model)
     print(f"W2 pretrained {w2_pre:.3f}, after GFT {w2_gft:.3f}, floor {floor:.3f}")
     assert w2_gft < 0.5 * w2_pre
@@ -98,7 +99,7 @@ def test_same_seed_same_run_and_different_seed_different_run(coupling):
     def run(seed: int):
         # reg 1: at the default 0.05 Sinkhorn runs its full 1000 iterations on this cost scale (seconds a batch).
         config = _config(method="gft", steps=20, batch=64, seed=seed, schedule="linear:2", coupling=coupling, sinkhorn_reg=1.0)
-        model, result = train(_mlp(4), target, config, pretrained=pre)
+        model, result = train(target, config, pretrained=pre)
         return _params(model), [row["loss"] for row in result.history]
 
     p1, h1 = run(0)
@@ -118,7 +119,7 @@ def test_the_run_does_not_depend_on_the_number_of_ot_workers(coupling):
     for workers in (1, 2, 3):
         config = _config(method="gft", steps=25, batch=64, schedule="linear:2", coupling=coupling, sinkhorn_reg=1.0,
                          ot_workers=workers)
-        model, result = train(_mlp(4), target, config, pretrained=pre)
+        model, result = train(target, config, pretrained=pre)
         assert result.steps == 25 and result.ot_seconds_per_batch > 0
         params.append(_params(model))
     assert torch.equal(params[0], params[1]) and torch.equal(params[0], params[2])
@@ -128,8 +129,8 @@ def test_chunked_run_equals_one_run():
     pre = _mlp(3)
     target = sample_distribution("moons", 5000, seed=0)
     config = _config(method="gft", steps=30, schedule="stages:3,0.5,3", coupling="ot")
-    whole, _ = train(_mlp(4), target, config, pretrained=pre)
-    trainer = Trainer(_mlp(4), target, config, pretrained=pre)
+    whole, _ = train(target, config, pretrained=pre)
+    trainer = Trainer(target, config, pretrained=pre)
     while not trainer.done:
         trainer.run(max_steps=7)
     trainer.close()
@@ -149,7 +150,7 @@ def test_stop_event_stops_the_run():
         if snap.step >= 20:
             stop.set()
 
-    model, result = train(_mlp(0), sample_distribution("moons", 2000, 0), _config(steps=200), callback=callback, stop_event=stop)
+    model, result = train(sample_distribution("moons", 2000, 0), _config(steps=200), init=_mlp(0), callback=callback, stop_event=stop)
     assert result.stopped
     assert result.steps == 20 < 200
     assert seen == [0, 10, 20]
@@ -157,24 +158,54 @@ def test_stop_event_stops_the_run():
 
 def test_callbacks_receive_snapshots_with_trajectories():
     snaps: list[Snapshot] = []
-    config = _config(steps=20, callback_every=10, snapshot_particles=33, snapshot_steps=6, eval_every=10, eval_points=200)
-    train(_mlp(0), sample_distribution("moons", 2000, 0), config, callback=snaps.append)
+    data = sample_distribution("moons", 2000, 0)
+    config = _config(steps=20, callback_every=10)
+    hooks = [Hook("trajectory", 10, trajectories(33, (2,), config.seed, 6)), Hook("w2", 10, heldout_w2(data[:200], 200, 0))]
+    train(data, config, init=_mlp(0), hooks=hooks, callback=snaps.append)
     assert [s.step for s in snaps] == [0, 10, 20]
     for s in snaps:
         assert s.total_steps == 20
         assert isinstance(s.trajectory, np.ndarray) and s.trajectory.dtype == np.float32
         assert s.trajectory.shape == (7, 33, 2)
         np.testing.assert_array_equal(s.samples, s.trajectory[-1])
-        assert s.w2 is not None and np.isfinite(s.w2)
+        assert np.isfinite(s.values["w2"]) and s.row()["w2"] == s.values["w2"]
     # Fixed snapshot noise: every trajectory starts from the same particles.
     np.testing.assert_array_equal(snaps[0].trajectory[0], snaps[-1].trajectory[0])
     assert snaps[0].loss is None and snaps[1].loss is not None
 
 
-def test_no_trajectory_without_snapshot_particles():
+def test_no_trajectory_without_a_trajectory_hook():
     snaps: list[Snapshot] = []
-    train(_mlp(0), sample_distribution("moons", 2000, 0), _config(steps=10), callback=snaps.append)
-    assert all(s.trajectory is None and s.samples is None for s in snaps)
+    train(sample_distribution("moons", 2000, 0), _config(steps=10), init=_mlp(0), callback=snaps.append)
+    assert all(s.trajectory is None and s.samples is None and not s.values for s in snaps)
+
+
+def test_hooks_run_at_start_every_n_steps_and_at_the_end():
+    calls: list[int] = []
+    trainer = Trainer(sample_distribution("moons", 2000, 0), _config(steps=25, callback_every=100), init=_mlp(0),
+                      hooks=[Hook("probe", 10, lambda model: float(len(calls.append(trainer.step) or calls)))])
+    result = trainer.run()
+    assert calls == [0, 10, 20, 25]
+    assert [r["step"] for r in result.history] == [0, 10, 20, 25]  # a row wherever a hook ran
+    assert [r["probe"] for r in result.history] == [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="every"):
+        Hook("probe", 0, lambda model: 0.0)
+    with pytest.raises(ValueError, match="history column"):
+        Hook("loss", 5, lambda model: 0.0)
+    with pytest.raises(ValueError, match="unique"):
+        Trainer(sample_distribution("moons", 100, 0), _config(), init=_mlp(0), hooks=[Hook("a", 1, float), Hook("a", 2, float)])
+
+
+def test_the_trainer_never_changes_the_models_it_is_given():
+    init, pre = _mlp(20), _mlp(21)
+    init_before, pre_before = _params(init).clone(), _params(pre).clone()
+    data = sample_distribution("moons", 2000, 0)
+    pretrained_model, _ = train(data, _config(steps=10), init=init)
+    assert pretrained_model is not init and torch.equal(_params(init), init_before)
+    for method in ("gft", "standard", "scratch"):
+        model, _ = train(data, _config(method=method, steps=10, schedule="constant:1"), pretrained=pre)
+        assert model is not pre and not torch.equal(_params(model), pre_before), method
+        assert torch.equal(_params(pre), pre_before) and pre.training, method
 
 
 @pytest.mark.parametrize("bad_value", [1e30, float("nan"), float("inf")])
@@ -183,7 +214,7 @@ def test_non_finite_loss_raises_training_diverged(bad_value):
     target[::3] = bad_value  # a third of the points: every batch of 128 holds some
     model = _mlp(0)
     before = _params(model).clone()
-    trainer = Trainer(model, target, _config(steps=10))
+    trainer = Trainer(target, _config(steps=10), init=model)
     with pytest.raises(TrainingDiverged, match="non-finite"):
         trainer.run()
     trainer.close()
@@ -196,19 +227,21 @@ def test_scratch_ignores_the_pretrained_weights():
     target = sample_distribution("moons", 2000, 0)
     pre_a, pre_b = _mlp(10), _mlp(11)
     config = _config(method="scratch", steps=20, seed=5)
-    a = Trainer(_mlp(10), target, config, pretrained=pre_a)
-    b = Trainer(_mlp(11), target, config, pretrained=pre_b)
-    # Fresh weights from the run's seed, not the weights handed in or the pretrained ones.
+    a = Trainer(target, config, pretrained=pre_a)
+    b = Trainer(target, config, pretrained=pre_b)
+    # Fresh weights from the run's seed in the pretrained model's architecture, not its weights.
     assert torch.equal(_params(a.model), _params(b.model))
     assert not torch.equal(_params(a.model), _params(pre_a))
     a.run(), b.run()
     assert torch.equal(_params(a.model), _params(b.model))
+    with pytest.raises(ValueError, match="init"):
+        Trainer(target, config, init=_mlp(10))  # a model's weights would be silently ignored
 
 
 @pytest.mark.parametrize("method", ["gft", "standard"])
 def test_fine_tuning_starts_from_the_pretrained_weights(method):
     pre = _mlp(10)
-    trainer = Trainer(_mlp(11), sample_distribution("moons", 2000, 0), _config(method=method, steps=5, schedule="constant:1"), pretrained=pre)
+    trainer = Trainer(sample_distribution("moons", 2000, 0), _config(method=method, steps=5, schedule="constant:1"), pretrained=pre)
     assert torch.equal(_params(trainer.model), _params(pre))
     trainer.run()
     assert not torch.equal(_params(trainer.model), _params(pre))
@@ -218,15 +251,22 @@ def test_fine_tuning_starts_from_the_pretrained_weights(method):
     else:
         assert trainer.objective.pretrained is None
     with pytest.raises(ValueError, match="pretrained"):
-        Trainer(_mlp(11), sample_distribution("moons", 100, 0), _config(method=method))
+        Trainer(sample_distribution("moons", 100, 0), _config(method=method), init=_mlp(11))
+    # Another start of the same architecture is used as given (copied), never overwritten.
+    other = _mlp(11)
+    before = _params(other).clone()
+    started = Trainer(sample_distribution("moons", 100, 0), _config(method=method, schedule="constant:1"), init=other, pretrained=pre)
+    assert torch.equal(_params(started.model), before) and started.model is not other
+    with pytest.raises(ValueError, match="width 64 vs 32"):
+        Trainer(sample_distribution("moons", 100, 0), _config(method=method, schedule="constant:1"), init=_mlp(1, ModelConfig(width=32, depth=3)), pretrained=pre)
 
 
 def test_gft_at_huge_tau_stays_at_the_pretrained_model():
     # lambda ~ 1: the blended target is the pretrained drift, and training starts there.
     pre = _mlp(10)
     target = sample_distribution("8gaussians", 2000, 0)
-    model, _ = train(_mlp(11), target, _config(method="gft", steps=30, schedule="constant:1e6"), pretrained=pre)
-    standard, _ = train(_mlp(11), target, _config(method="standard", steps=30), pretrained=pre)
+    model, _ = train(target, _config(method="gft", steps=30, schedule="constant:1e6"), pretrained=pre)
+    standard, _ = train(target, _config(method="standard", steps=30), pretrained=pre)
     x, t = torch.randn(200, 2, generator=torch.Generator().manual_seed(0)), torch.rand(200, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         drift_gft = (model(x, t) - pre(x, t)).abs().max()
@@ -240,8 +280,8 @@ def test_score_head_training_with_stochastic_paths(coupling):
     target = sample_distribution("moons", 2000, 0)
     # Schrodinger-bridge pairing: reg = 2 sigma^2.
     settings = dict(steps=20, batch=64, sigma=0.5, coupling=coupling, sinkhorn_reg=0.5)
-    pre, _ = train(_mlp(0, config_m), target, _config(**settings))
-    trainer = Trainer(_mlp(1, config_m), sample_distribution("circles", 2000, 0), _config(method="gft", schedule="linear:3", **settings), pretrained=pre)
+    pre, _ = train(target, _config(**settings), init=_mlp(0, config_m))
+    trainer = Trainer(sample_distribution("circles", 2000, 0), _config(method="gft", schedule="linear:3", **settings), pretrained=pre)
     result = trainer.run()
     assert np.isfinite(result.final_loss) and all(np.isfinite(r["loss"]) for r in result.history)
     g = torch.Generator().manual_seed(0)
@@ -250,23 +290,18 @@ def test_score_head_training_with_stochastic_paths(coupling):
     value = trainer.objective.loss(trainer.model, *trainer.coupling.pair(x0, x1, g), 0.5, g)
     assert value.score is not None and np.isfinite(value.score) and value.score > 0
     assert float(value.total.detach()) == pytest.approx(value.velocity + value.score, rel=1e-5)
-    # A score-head model cannot be fine-tuned from a model without one (different drift heads).
-    with pytest.raises(ValueError, match="score_head"):
-        Trainer(_mlp(1, config_m), target, _config(method="gft"), pretrained=_mlp(2, ModelConfig(width=32, depth=2)))
-    with pytest.raises(ValueError, match="width 64 vs 32"):
-        Trainer(_mlp(1, config_m), target, _config(method="standard"), pretrained=_mlp(2, ModelConfig(width=64, depth=2, score_head=True)))
 
 
 def test_score_head_with_deterministic_ot_path_is_refused():
     config_m = ModelConfig(width=32, depth=2, score_head=True)
     with pytest.raises(ValueError, match="score"):
-        Trainer(_mlp(0, config_m), sample_distribution("moons", 100, 0), _config(coupling="ot", sigma=0.0))
+        Trainer(sample_distribution("moons", 100, 0), _config(coupling="ot", sigma=0.0), init=_mlp(0, config_m))
 
 
 @pytest.mark.parametrize(
     "field,value",
     [("method", "finetune"), ("steps", 0), ("batch", 1), ("lr", 0.0), ("lr", 2.0), ("seed", -1), ("coupling", "emd"),
-     ("sigma", -1.0), ("grad_clip", 0.0), ("eval_points", 1), ("ot_workers", -1), ("ot_workers", 1.5)],
+     ("sigma", -1.0), ("grad_clip", 0.0), ("callback_every", 0), ("ot_workers", -1), ("ot_workers", 1.5)],
 )
 def test_train_config_rejects_bad_fields(field, value):
     with pytest.raises(ValueError):

@@ -11,7 +11,6 @@ Pages stay thin: they build a :class:`gft.app.jobs.TrainingJob` from :func:`coup
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
 from dataclasses import dataclass
@@ -26,11 +25,13 @@ from gft.core.models import FlowModel
 from gft.core.training import TrainConfig, Trainer, TrainResult
 from gft.data import DISTRIBUTIONS, MODES, DataSpec
 from gft.evaluation.metrics import mode_coverage, stability, wasserstein2
-from gft.evaluation.points import Evaluation2D, evaluate_2d, reference_sets
+from gft.evaluation.points import evaluate_2d, reference_sets
+from gft.evaluation.result import Evaluation
+from gft.tasks.points import PointsTask
+from gft.tasks.runs import Monitor, make_trainer
 
 COMPARED_METHODS = ("gft", "standard", "scratch")
 METHOD_LABELS = {"gft": "GFT", "standard": "standard fine-tuning", "scratch": "from scratch"}
-TARGET_POOL = 20_000
 EVALUATION_POINTS = 1000  # evaluate_2d on finished runs: about 2-4 s per model on a CPU
 
 
@@ -76,6 +77,11 @@ class CompareSettings:
         per = max(1, math.ceil(self.steps / self.callback_every / self.evaluations))
         return self.callback_every * per
 
+    def monitor(self, trajectory_every: int = 0) -> Monitor:
+        """W2 on the shared held-out draws at ``eval_every``; trajectories at every callback (or ``trajectory_every``)."""
+        return Monitor(eval_every=self.eval_every, eval_points=self.eval_points, particles=self.particles,
+                       trajectory_steps=20, trajectory_every=trajectory_every)
+
     def config(self, method: str, coupling: str, seed: int, callback_every: int | None = None) -> TrainConfig:
         return TrainConfig(
             method=method,
@@ -89,32 +95,27 @@ class CompareSettings:
             sinkhorn_reg=self.sinkhorn_reg,
             device=self.device,
             callback_every=callback_every or self.callback_every,
-            eval_every=self.eval_every,
-            eval_points=self.eval_points,
-            snapshot_particles=self.particles,
-            snapshot_steps=20,
         )
 
 
 RunFactory = Callable[[], Trainer]
 
 
-def _factory(pretrained: FlowModel, settings: CompareSettings, config: TrainConfig) -> RunFactory:
+def _factory(pretrained: FlowModel, settings: CompareSettings, config: TrainConfig, monitor: Monitor) -> RunFactory:
+    # One yardstick for every run: the held-out draws of the comparison's seed, whatever the run's seed
+    # (runs of one seed share their training data). The trainer copies the shared pretrained model.
+    task = PointsTask(settings.target, reference_seed=settings.seed)
+
     def build() -> Trainer:
-        spec = DataSpec(settings.target)
-        pool = spec.points(TARGET_POOL, config.seed)  # runs of one seed share their data
-        held_out, _ = reference_sets(spec, settings.eval_points, settings.seed)  # one yardstick for every run
-        # Private copies: the shipped model is shared read-only, and Trainer moves models to its device.
-        own = copy.deepcopy(pretrained)
-        frozen = copy.deepcopy(pretrained) if config.method != "scratch" else None
-        return Trainer(own, pool, config, pretrained=frozen, eval_target=held_out)
+        return make_trainer(task, config, base=pretrained, monitor=monitor)
 
     return build
 
 
 def coupling_runs(pretrained: FlowModel, settings: CompareSettings) -> dict[str, RunFactory]:
     """One GFT run per coupling, same seed, schedule and snapshot noise (so panels compare point by point)."""
-    return {kind: _factory(pretrained, settings, settings.config("gft", kind, settings.seed)) for kind in COUPLINGS}
+    monitor = settings.monitor()
+    return {kind: _factory(pretrained, settings, settings.config("gft", kind, settings.seed), monitor) for kind in COUPLINGS}
 
 
 def run_name(method: str, seed: int) -> str:
@@ -135,7 +136,7 @@ def method_runs(pretrained: FlowModel, settings: CompareSettings, seeds: int) ->
         for seed in range(settings.seed, settings.seed + seeds):
             # Snapshots only where W2 is measured: the final samples are all this page animates.
             config = settings.config(method, settings.coupling, seed, callback_every=settings.eval_every)
-            runs[run_name(method, seed)] = _factory(pretrained, settings, config)
+            runs[run_name(method, seed)] = _factory(pretrained, settings, config, settings.monitor())
     return runs
 
 
@@ -171,7 +172,7 @@ def coupled_batch(kind: str, target: str, n: int = 64, seed: int = 0, reg: float
 # ---- evaluating finished runs in the background ---------------------------------------------
 @dataclass(frozen=True)
 class EvaluationView:
-    results: dict[str, Evaluation2D]
+    results: dict[str, Evaluation]
     total: int
     error: str | None
 
@@ -192,7 +193,7 @@ class EvaluationTask:
         self._total = len(self._models)
         self._spec = DataSpec(data)
         self._n, self._seed, self._device = n, seed, device
-        self._results: dict[str, Evaluation2D] = {}
+        self._results: dict[str, Evaluation] = {}
         self._error: str | None = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._main, name="gft-evaluation", daemon=True)
@@ -229,7 +230,7 @@ COUPLING_COLUMNS = (
 )  # fmt: skip
 
 
-def coupling_table(results: dict[str, TrainResult], evaluations: dict[str, Evaluation2D]) -> pd.DataFrame:
+def coupling_table(results: dict[str, TrainResult], evaluations: dict[str, Evaluation]) -> pd.DataFrame:
     """One row per coupling: sample quality, path geometry, few-step W2 and training cost."""
     rows = []
     for name, result in results.items():

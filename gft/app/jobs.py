@@ -188,9 +188,7 @@ class TrainingJob:
 
     # ---- the thread ----------------------------------------------------------------------
     def _record(self, run: _Run, snap: Snapshot) -> None:
-        row = {"step": snap.step, "tau": snap.tau, "lambda": snap.lam, "loss": snap.loss}
-        if snap.w2 is not None:
-            row["w2"] = snap.w2
+        row = snap.row()
         with self._lock:
             run.history.append(row)
             run.latest = snap

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import streamlit as st
-import torch
 
 from gft.app.resources import (
     PREVIEW_POINTS,
@@ -25,10 +24,9 @@ from gft.app.session import user_errors
 from gft.core.couplings import COUPLINGS
 from gft.core.models import FlowModel
 from gft.core.training import TrainConfig
-from gft.data import DISTRIBUTIONS, points_from_bytes, sample_distribution, validate_points
+from gft.data import DISTRIBUTIONS, points_from_bytes, validate_points
+from gft.tasks.points import PointsTask
 
-POOL = 20_000  # training points drawn from a preset, as in the CLI
-HELD_OUT_SEED_OFFSET = 1_000_003  # held-out W2 reference, as in the CLI
 SESSION_MODEL = "gft_session_pretrained"  # {"payload", "data", "label"}: this session's pretrained model
 IMAGE_POINTS = 4000
 IMAGE_HALF_WIDTH = 3.5
@@ -82,15 +80,10 @@ class DataChoice:
     preset: str | None = None
     points: np.ndarray | None = field(default=None, repr=False)
 
-    def pool(self, seed: int) -> torch.Tensor:
-        """The training pool (20,000 preset draws, or the uploaded points)."""
-        if self.preset is not None:
-            return sample_distribution(self.preset, POOL, seed)
-        return torch.from_numpy(np.asarray(self.points, dtype=np.float32))
-
-    def held_out(self, seed: int) -> torch.Tensor | None:
-        """Independent draws for W2 (presets only; an upload is compared with itself)."""
-        return sample_distribution(self.preset, 2000, seed + HELD_OUT_SEED_OFFSET) if self.preset else None
+    @property
+    def task(self) -> PointsTask:
+        """What a run trains on: the preset's law, or the uploaded points (their own reference)."""
+        return PointsTask(self.preset) if self.preset is not None else PointsTask(self.spec, self.points)
 
     def preview(self, n: int = PREVIEW_POINTS) -> np.ndarray:
         if self.preset is not None:

@@ -21,8 +21,9 @@ from gft.app.jobs import PAUSED, RUNNING, JobView, TrainingJob
 from gft.app.pickers import BaseChoice, DataChoice
 from gft.app.session import job_slot
 from gft.core.checkpoints import checkpoint_bytes, checkpoint_from_bytes
-from gft.core.models import ModelConfig, build_model, build_seeded
+from gft.core.models import ModelConfig
 from gft.core.training import TrainConfig, Trainer
+from gft.tasks.runs import Monitor, make_trainer
 from gft.viz import training as figures
 
 
@@ -55,22 +56,26 @@ def snapshot_plan(steps: int, frames: int = 60) -> tuple[int, int]:
     return every, every * max(1, -(-frames // 10))
 
 
-def finetune_job(base: BaseChoice, target: DataChoice, config: TrainConfig, run_name: str = "gft", max_frames: int = 100) -> TrainingJob:
-    """A job that fine-tunes a copy of ``base`` on ``target`` (everything heavy happens in its thread)."""
-    payload, points = base.payload, target
+def finetune_job(
+    base: BaseChoice, target: DataChoice, config: TrainConfig, monitor: Monitor, run_name: str = "gft", max_frames: int = 100
+) -> TrainingJob:
+    """A job that fine-tunes ``base`` on ``target`` (everything heavy happens in its thread)."""
+    payload, task = base.payload, target.task
 
     def build() -> Trainer:
-        pretrained = checkpoint_from_bytes(payload, base.key).model  # the job's own copy
-        model = build_model(pretrained.config)
-        return Trainer(model, points.pool(config.seed), config, pretrained=pretrained, eval_target=points.held_out(config.seed))
+        pretrained = checkpoint_from_bytes(payload, base.key).model
+        return make_trainer(task, config, base=pretrained, monitor=monitor)
 
     return TrainingJob({run_name: build}, max_frames=max_frames)
 
 
-def pretrain_job(source: DataChoice, config: TrainConfig, model_config: ModelConfig, run_name: str = "pretrain", max_frames: int = 100) -> TrainingJob:
+def pretrain_job(
+    source: DataChoice, config: TrainConfig, model_config: ModelConfig, monitor: Monitor, run_name: str = "pretrain", max_frames: int = 100
+) -> TrainingJob:
+    task = source.task
+
     def build() -> Trainer:
-        model = build_seeded(model_config, config.seed)  # initial weights from the run's seed
-        return Trainer(model, source.pool(config.seed), config, eval_target=source.held_out(config.seed))
+        return make_trainer(task, config, model_config=model_config, monitor=monitor)
 
     return TrainingJob({run_name: build}, max_frames=max_frames)
 

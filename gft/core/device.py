@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
@@ -31,3 +33,19 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     return torch.Generator(device=device).manual_seed(seed)
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's weights live (CPU for a model without any)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def on_device(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
+    """``model`` itself when it already lives on ``device``, else a copy there: the caller's model never moves."""
+    device = torch.device(device)
+    here = model_device(model)
+    if here.type == device.type and (device.index is None or here.index == device.index):
+        return model
+    return copy.deepcopy(model).to(device)

@@ -14,7 +14,7 @@ from gft.core.convnet import ConvFlow
 from gft.core.flow_model import FlowModel, ModelConfig, frozen_copy
 from gft.core.mlp import MLPFlow
 
-__all__ = ["MODEL_BUILDERS", "FlowModel", "ModelConfig", "build_model", "build_seeded", "frozen_copy"]
+__all__ = ["MODEL_BUILDERS", "ConvFlow", "FlowModel", "MLPFlow", "ModelConfig", "build_model", "build_seeded", "frozen_copy"]
 
 MODEL_BUILDERS: dict[str, Callable[[ModelConfig], FlowModel]] = {"mlp": MLPFlow, "convnet": ConvFlow}
 

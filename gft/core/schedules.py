@@ -20,9 +20,12 @@ MAX_TAU = 1e6
 
 
 def lambda_of_tau(tau: float) -> float:
-    """Weight of the pretrained drift in the blended target: tau / (1 + tau), in [0, 1)."""
-    if not tau >= 0:
-        raise ValueError(f"tau must be >= 0, got {tau}")
+    """Weight of the pretrained drift in the blended target: ``tau / (1 + tau)``; ``tau = inf`` gives 1."""
+    tau = float(tau)
+    if not tau >= 0.0:  # also rejects NaN
+        raise ValueError(f"tau must be in [0, inf], got {tau}")
+    if math.isinf(tau):
+        return 1.0
     return tau / (1.0 + tau)
 
 

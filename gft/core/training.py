@@ -1,12 +1,15 @@
 """The training loop: pretraining, GFT and the baselines, usable from a background thread.
 
-One :class:`Trainer` owns the model, the optimiser, the frozen pretrained copy and every random
-stream. It is driven in chunks (``run(max_steps=...)``) so an app can pause, single-step and stop it;
-a stop event is checked every step and callbacks receive plain numbers and numpy arrays only.
+A :class:`Trainer` only trains: it owns its model (a copy of what it starts from, never the caller's
+object), the optimiser, the frozen pretrained copy, the schedule, the OT prefetch and every random
+stream. What a caller wants to watch (held-out metrics, trajectories for animations) is passed in as
+:class:`Hook`s; progress reaches the caller through a callback of plain numbers and numpy arrays. It
+is driven in chunks (``run(max_steps=...)``) so an app can pause, single-step and stop it.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import threading
@@ -14,21 +17,20 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import torch
 
+from gft.constants import PATH_SEED_OFFSET
 from gft.core.couplings import COUPLINGS, Coupling
 from gft.core.device import make_generator, resolve_device
-from gft.core.models import FlowModel, build_seeded
+from gft.core.models import FlowModel, ModelConfig, build_seeded
 from gft.core.objectives import GFTObjective
 from gft.core.paths import GaussianPath
-from gft.core.sampling import noise, sample_ode
 from gft.core.schedules import Schedule, parse_schedule
-from gft.evaluation.metrics import wasserstein2
 
 METHODS = ("pretrain", "gft", "standard", "scratch")
+FINETUNE_METHODS = ("gft", "standard", "scratch")
 
 
 class TrainingDiverged(RuntimeError):
@@ -51,11 +53,7 @@ class TrainConfig:
     sigma: float = 0.0
     grad_clip: float = 1.0
     device: str = "auto"
-    callback_every: int = 100  # history rows and callbacks
-    eval_every: int = 500  # W2 (or an image metric) against held-out target draws; 0 = never
-    eval_points: int = 1000
-    snapshot_particles: int = 0  # fixed noise seeds whose trajectories each callback carries
-    snapshot_steps: int = 20  # Euler steps of those trajectories
+    callback_every: int = 100  # a history row and a callback every this many steps
     ot_workers: int = 0  # threads solving the coupling of upcoming batches; 0 = one per core, at most 4
 
     def __post_init__(self) -> None:
@@ -77,14 +75,6 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be > 0, got {self.grad_clip}")
         if not isinstance(self.callback_every, int) or self.callback_every < 1:
             raise ValueError(f"callback_every must be an integer >= 1, got {self.callback_every!r}")
-        if not isinstance(self.eval_every, int) or self.eval_every < 0:
-            raise ValueError(f"eval_every must be an integer >= 0, got {self.eval_every!r}")
-        if not 2 <= self.eval_points <= 20_000:
-            raise ValueError(f"eval_points must be in [2, 20000], got {self.eval_points}")
-        if not 0 <= self.snapshot_particles <= 20_000:
-            raise ValueError(f"snapshot_particles must be in [0, 20000], got {self.snapshot_particles}")
-        if not 1 <= self.snapshot_steps <= 1000:
-            raise ValueError(f"snapshot_steps must be in [1, 1000], got {self.snapshot_steps}")
         if not isinstance(self.ot_workers, int) or not 0 <= self.ot_workers <= 64:
             raise ValueError(f"ot_workers must be an integer in [0, 64] (0 = automatic), got {self.ot_workers!r}")
         parse_schedule(self.schedule, self.steps, self.final_fraction)  # validated for every method
@@ -109,19 +99,52 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class Hook:
+    """A measurement of the model taken while it trains: ``fn(model)`` every ``every`` steps.
+
+    It runs at step 0 (before any step), at every multiple of ``every`` and at the last step. A float
+    result goes into the history row under ``name``; any result (a trajectory array, say) reaches the
+    callback in :attr:`Snapshot.values`. ``fn`` must not change the model (samplers restore its mode).
+    """
+
+    name: str
+    every: int
+    fn: Callable[[FlowModel], Any]
+
+    def __post_init__(self) -> None:
+        if not self.name or self.name in ("step", "tau", "lambda", "loss"):
+            raise ValueError(f"hook name must be non-empty and not a history column, got {self.name!r}")
+        if not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"hook {self.name!r}: every must be an integer >= 1, got {self.every!r}")
+
+    def due(self, step: int, total_steps: int) -> bool:
+        return step % self.every == 0 or step >= total_steps
+
+
+@dataclass(frozen=True)
 class Snapshot:
-    """What a callback receives: plain numbers and numpy arrays, safe to hand to another thread."""
+    """What a callback receives: plain numbers and what the hooks returned, safe to hand to another thread."""
 
     step: int
     total_steps: int
     tau: float
     lam: float
     loss: float | None
-    w2: float | None = None
-    trajectory: np.ndarray | None = None  # (snapshot_steps + 1, particles, *data_shape), float32
+    values: Mapping[str, Any] = field(default_factory=dict)  # hook results at this step
+
+    def row(self) -> dict:
+        """The history row of this snapshot: step, tau, lambda, loss and the hooks' numbers."""
+        row = {"step": self.step, "tau": self.tau, "lambda": self.lam, "loss": self.loss}
+        row.update({k: float(v) for k, v in self.values.items() if isinstance(v, (float, int))})
+        return row
 
     @property
-    def samples(self) -> np.ndarray | None:
+    def trajectory(self) -> Any:
+        """The ``trajectory`` hook's (K + 1, particles, *data_shape) float32 array, when it ran."""
+        return self.values.get("trajectory")
+
+    @property
+    def samples(self) -> Any:
         return None if self.trajectory is None else self.trajectory[-1]
 
 
@@ -141,64 +164,59 @@ class TrainResult:
         return asdict(self)
 
 
-EvalFn = Callable[[FlowModel], float]
-
-
 class Trainer:
-    """Trains ``model`` on a pool of target samples; ``pretrained`` is required for GFT and standard."""
+    """Trains its own model on a pool of target samples; the trained model is :attr:`model`.
+
+    Where training starts, by method: ``pretrain`` from ``init`` (a :class:`FlowModel`, copied, or a
+    :class:`ModelConfig`, built with weights drawn from ``config.seed``); ``gft`` and ``standard`` from a
+    copy of ``pretrained`` (or of ``init``, a model of the same architecture, when given); ``scratch`` from
+    fresh weights of ``init`` (a ModelConfig) or of ``pretrained``'s architecture.
+    GFT keeps its own frozen copy of ``pretrained`` as f_pre. The caller's models are never changed.
+    """
 
     def __init__(
         self,
-        model: FlowModel,
         target: torch.Tensor,
         config: TrainConfig,
+        *,
+        init: FlowModel | ModelConfig | None = None,
         pretrained: FlowModel | None = None,
-        eval_target: torch.Tensor | None = None,
-        eval_fn: EvalFn | None = None,
+        hooks: Sequence[Hook] = (),
     ) -> None:
-        if config.method in ("gft", "standard") and pretrained is None:
-            raise ValueError(f"method {config.method!r} fine-tunes a pretrained model; pass one")
-        if config.method in ("gft", "standard") and pretrained.config != model.config:
-            ours, theirs = model.config.to_dict(), pretrained.config.to_dict()
-            diff = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in ours if ours[k] != theirs[k])
-            raise ValueError(f"the pretrained model and the model to fine-tune must share an architecture ({diff})")
-        if tuple(target.shape[1:]) != model.config.data_shape:
-            raise ValueError(f"target samples have shape {tuple(target.shape[1:])}, the model expects {model.config.data_shape}")
+        method = config.method
+        start = _starting_point(method, init, pretrained)
+        model_config = start if isinstance(start, ModelConfig) else start.config
+        if tuple(target.shape[1:]) != model_config.data_shape:
+            raise ValueError(f"target samples have shape {tuple(target.shape[1:])}, the model expects {model_config.data_shape}")
         if len(target) < 2:
             raise ValueError("the target needs at least 2 samples")
+        names = [h.name for h in hooks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"hook names must be unique, got {names}")
         self.config = config
         self.device = resolve_device(config.device)
-        if config.method == "scratch":
-            # Same architecture, fresh weights drawn from the run's seed.
-            model = build_seeded(model.config, config.seed)
-        elif config.method in ("gft", "standard"):
-            model.load_state_dict(pretrained.state_dict())
-        self.model = model.to(self.device)
+        own = build_seeded(start, config.seed) if isinstance(start, ModelConfig) else copy.deepcopy(start)
+        self.model = own.to(self.device)
         self.model.train()
+        self.hooks = tuple(hooks)
         self.schedule = config.make_schedule()
         self.coupling = Coupling(config.coupling, config.sinkhorn_reg)
-        uses_pretrained = config.method == "gft"
         self.objective = GFTObjective(
             GaussianPath(config.sigma),
             self.coupling,
-            pretrained.to(self.device) if uses_pretrained else None,
-            score_head=model.has_score,
+            # GFTObjective keeps a frozen copy; moving that copy leaves the caller's model where it was.
+            pretrained if method == "gft" else None,
+            score_head=self.model.has_score,
         )
+        if self.objective.pretrained is not None:
+            self.objective.pretrained.to(self.device)
         # The fused kernel updates every tensor in one call: a few percent of a small model's step.
         fused = self.device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=fused)
         self.target = target.float().cpu()
-        self.eval_target = eval_target
-        self.eval_fn = eval_fn
         # Separate seeded streams: pairs (data + noise + OT) and the path (t, eps).
         self._data_gen = torch.Generator().manual_seed(config.seed)
-        self._path_gen = make_generator(config.seed + 1, self.device)
-        self._snapshot_noise = (
-            noise(config.snapshot_particles, model.config.data_shape, config.seed + 7, self.device)
-            if config.snapshot_particles
-            else None
-        )
-        self._eval_noise = noise(config.eval_points, model.config.data_shape, config.seed + 11, self.device)
+        self._path_gen = make_generator(config.seed + PATH_SEED_OFFSET, self.device)
         self.step = 0
         self.history: list[dict] = []
         self.train_seconds = 0.0
@@ -262,34 +280,18 @@ class Trainer:
         self._last_loss = loss
         return loss
 
-    def evaluate(self) -> float:
-        """W2 of 50-step Euler samples against held-out target draws (or the custom eval_fn)."""
-        if self.eval_fn is not None:
-            return float(self.eval_fn(self.model))
-        ref = self.eval_target if self.eval_target is not None else self.target
-        x = sample_ode(self.model, self._eval_noise, "euler", 50).x
-        return wasserstein2(x, ref, n=self.config.eval_points, seed=self.config.seed)
-
-    def trajectory_snapshot(self) -> np.ndarray | None:
-        if self._snapshot_noise is None:
-            return None
-        res = sample_ode(self.model, self._snapshot_noise, "euler", self.config.snapshot_steps, keep_trajectory=True)
-        return res.trajectory.float().cpu().numpy()
-
     def snapshot(self) -> Snapshot:
-        """Record a history row (and W2 when due) at the current step."""
+        """Record a history row at the current step, with the results of the hooks that are due."""
         step_for_tau = max(self.step - 1, 0)
-        loss = float(np.mean(self._window)) if self._window else self._last_loss
+        loss = float(sum(self._window) / len(self._window)) if self._window else self._last_loss
         if not math.isfinite(loss):
             loss = None  # no step taken yet; keeps the history valid JSON
         self._window = []
-        due = self.config.eval_every and (self.step % self.config.eval_every == 0 or self.done)
-        w2 = self.evaluate() if due or self.step == 0 and self.config.eval_every else None
-        row = {"step": self.step, "tau": self.schedule.tau(step_for_tau), "lambda": self.schedule.lam(step_for_tau), "loss": loss}
-        if w2 is not None:
-            row["w2"] = w2
-        self.history.append(row)
-        return Snapshot(self.step, self.config.steps, row["tau"], row["lambda"], loss, w2, self.trajectory_snapshot())
+        values = {h.name: h.fn(self.model) for h in self.hooks if h.due(self.step, self.config.steps)}
+        tau, lam = self.schedule.tau(step_for_tau), self.schedule.lam(step_for_tau)
+        snap = Snapshot(self.step, self.config.steps, tau, lam, loss, values)
+        self.history.append(snap.row())
+        return snap
 
     def run(
         self,
@@ -298,8 +300,10 @@ class Trainer:
         callback: Callable[[Snapshot], None] | None = None,
     ) -> TrainResult:
         """Train until done, ``max_steps`` more steps, or the stop event; callbacks every ``callback_every``."""
-        if self.step == 0 and not self.history and callback is not None:
-            callback(self.snapshot())
+        if self.step == 0 and not self.history and (callback is not None or self.hooks):
+            snap = self.snapshot()
+            if callback is not None:
+                callback(snap)
         target_step = self.config.steps if max_steps is None else min(self.config.steps, self.step + max_steps)
         stopped = False
         while self.step < target_step:
@@ -309,13 +313,16 @@ class Trainer:
             start = time.perf_counter()
             self.train_step()
             self.train_seconds += time.perf_counter() - start
-            if self.step % self.config.callback_every == 0 or self.done:
+            if self._row_due():
                 snap = self.snapshot()
                 if callback is not None:
                     callback(snap)
         if self.done or stopped:
             self.close()
         return self.result(stopped)
+
+    def _row_due(self) -> bool:
+        return self.step % self.config.callback_every == 0 or self.done or any(h.due(self.step, self.config.steps) for h in self.hooks)
 
     def result(self, stopped: bool = False) -> TrainResult:
         sps = self.step / self.train_seconds if self.train_seconds > 0 else 0.0
@@ -338,17 +345,45 @@ class Trainer:
             self._pending.clear()
 
 
+def _starting_point(method: str, init: FlowModel | ModelConfig | None, pretrained: FlowModel | None) -> FlowModel | ModelConfig:
+    """The weights (a model to copy) or the architecture (a config to build) a method starts from."""
+    if method == "pretrain":
+        if init is None:
+            raise ValueError("method 'pretrain' needs init: a model or a ModelConfig to start from")
+        if pretrained is not None:
+            raise ValueError("method 'pretrain' uses no pretrained model")
+        return init
+    if method == "scratch":
+        if isinstance(init, FlowModel):
+            raise ValueError("method 'scratch' trains fresh weights: pass init as a ModelConfig (or only pretrained)")
+        if init is None and pretrained is None:
+            raise ValueError("method 'scratch' needs init (a ModelConfig) or a pretrained model to take the architecture from")
+        return init if init is not None else pretrained.config
+    if pretrained is None:
+        raise ValueError(f"method {method!r} fine-tunes a pretrained model; pass one")
+    if init is None:
+        return pretrained
+    if not isinstance(init, FlowModel):
+        raise ValueError(f"method {method!r} starts from trained weights: init must be a model, not a ModelConfig")
+    if init.config != pretrained.config:
+        ours, theirs = init.config.to_dict(), pretrained.config.to_dict()
+        diff = ", ".join(f"{k} {theirs[k]} vs {ours[k]}" for k in ours if ours[k] != theirs[k])
+        raise ValueError(f"init and the pretrained model must share an architecture ({diff})")
+    return init
+
+
 def train(
-    model: FlowModel,
     target: torch.Tensor,
     config: TrainConfig,
+    *,
+    init: FlowModel | ModelConfig | None = None,
     pretrained: FlowModel | None = None,
-    eval_target: torch.Tensor | None = None,
+    hooks: Sequence[Hook] = (),
     callback: Callable[[Snapshot], None] | None = None,
     stop_event: threading.Event | None = None,
 ) -> tuple[FlowModel, TrainResult]:
-    """Run a whole training job; returns the trained model (``scratch`` builds a fresh one) and the result."""
-    trainer = Trainer(model, target, config, pretrained, eval_target)
+    """Run a whole training job (see :class:`Trainer` for where it starts); returns the trained model and the result."""
+    trainer = Trainer(target, config, init=init, pretrained=pretrained, hooks=hooks)
     try:
         result = trainer.run(stop_event=stop_event, callback=callback)
     finally:

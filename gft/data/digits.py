@@ -30,6 +30,7 @@ from torch.nn import functional as F
 
 N_CLASSES = 10
 PIXEL_MAX = 16.0
+DATA_SHAPE = (1, 8, 8)  # model space: one channel, pixels scaled to [-1, 1]
 SPLIT_SEED = 20_240_601
 HELDOUT_FRACTION = 0.3
 THICKEN_STRENGTH = 0.6

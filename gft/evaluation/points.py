@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 
+from gft.constants import FEW_STEPS, FLOOR_SEED_OFFSET, HELDOUT_SEED_OFFSET
+from gft.core.device import on_device
 from gft.core.models import FlowModel
 from gft.core.sampling import noise, sample_ode
 from gft.data import MODES, DataSpec
 from gft.evaluation.metrics import energy_distance, mmd_rbf, mode_coverage, path_geometry, wasserstein2
-
-FEW_STEPS = (1, 2, 4, 8)
-
-
-@dataclass(frozen=True)
-class Evaluation2D:
-    """Sample quality against held-out target draws, path geometry and few-step quality."""
-
-    w2: float  # dopri5 samples
-    w2_floor: float  # two independent target draws of the same size
-    mmd: float
-    energy: float
-    path_length: float
-    straightness: float
-    kinetic_energy: float
-    nfe: int  # of the dopri5 solve behind w2
-    w2_by_steps: dict[str, float]  # Euler with 1, 2, 4, 8 steps
-    mode_coverage: float | None  # mixtures only
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+from gft.evaluation.result import Evaluation
 
 
 def reference_sets(spec: DataSpec, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,14 +25,14 @@ def reference_sets(spec: DataSpec, n: int, seed: int) -> tuple[torch.Tensor, tor
         perm = torch.randperm(len(pts), generator=g)
         half = len(pts) // 2
         return pts[perm[:half]][:n], pts[perm[half:]][:n]
-    return spec.points(n, seed + 1_000_003), spec.points(n, seed + 2_000_003)
+    return spec.points(n, seed + HELDOUT_SEED_OFFSET), spec.points(n, seed + FLOOR_SEED_OFFSET)
 
 
-def evaluate_2d(model: FlowModel, spec: DataSpec, n: int = 2000, seed: int = 0, device: str | torch.device = "cpu") -> Evaluation2D:
-    """Evaluate ``model`` on ``spec`` with ``n`` samples from fixed noise ``seed``."""
+def evaluate_2d(model: FlowModel, spec: DataSpec, n: int = 2000, seed: int = 0, device: str | torch.device = "cpu") -> Evaluation:
+    """Evaluate ``model`` on ``spec`` with ``n`` samples from fixed noise ``seed`` (the model is not moved)."""
     if n < 10:
         raise ValueError(f"n must be >= 10, got {n}")
-    model = model.to(device)
+    model = on_device(model, device)
     ref, ref2 = reference_sets(spec, n, seed)
     x0 = noise(n, model.config.data_shape, seed, device)
     adaptive = sample_ode(model, x0, "dopri5", 1)
@@ -63,15 +43,19 @@ def evaluate_2d(model: FlowModel, spec: DataSpec, n: int = 2000, seed: int = 0, 
     if spec.text in MODES:
         centres, std = MODES[spec.text]
         coverage = mode_coverage(x, centres, std)
-    return Evaluation2D(
+    return Evaluation(
+        kind="points",
+        solver="dopri5",
+        nfe=adaptive.nfe,
+        n_samples=n,
         w2=wasserstein2(x, ref, n, seed),
         w2_floor=wasserstein2(ref2, ref, n, seed),
+        w2_by_steps=few,
         mmd=mmd_rbf(x, ref, n=n, seed=seed),
         energy=energy_distance(x, ref, n=n, seed=seed),
         path_length=geom.path_length,
         straightness=geom.straightness,
         kinetic_energy=geom.kinetic_energy,
-        nfe=adaptive.nfe,
-        w2_by_steps=few,
         mode_coverage=coverage,
     )
+

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from gft.core.schedules import lambda_of_tau  # noqa: F401 (one tau -> lambda map, re-exported for the oracle's callers)
+
 DEFAULT_STEPS = 2000
 
 
@@ -59,16 +61,6 @@ class Gaussian:
         if not (isinstance(n, (int, np.integer)) and n >= 1):
             raise ValueError(f"n must be an integer >= 1, got {n!r}")
         return rng.multivariate_normal(self.mean, self.cov, size=int(n))
-
-
-def lambda_of_tau(tau: float) -> float:
-    """Weight of the pretrained drift, ``tau / (1 + tau)`` in [0, 1]; ``tau = inf`` gives 1."""
-    tau = float(tau)
-    if not tau >= 0.0:  # also rejects NaN
-        raise ValueError(f"tau must be in [0, inf], got {tau}")
-    if np.isinf(tau):
-        return 1.0
-    return tau / (1.0 + tau)
 
 
 def _check_time(t: float, name: str = "t") -> float:

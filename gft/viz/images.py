@@ -185,7 +185,7 @@ def time_scrub_animation(snapshots: Mapping[str, object], height: int = 470, col
 
 # ---- curves and metrics --------------------------------------------------------------------------
 def curves_figure(histories: Mapping[str, Sequence[dict]], height: int = 300) -> go.Figure:
-    """Loss and the training FD (the history's ``w2`` key) against step, every run in its colour."""
+    """Loss and the training FD (the history's ``fd`` key) against step, every run in its colour."""
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12)
     for name, hist in histories.items():
         color = RUN_COLORS.get(name, COLORS["particle"])
@@ -193,9 +193,9 @@ def curves_figure(histories: Mapping[str, Sequence[dict]], height: int = 300) ->
         if rows:
             fig.add_trace(go.Scatter(x=f32([r["step"] for r in rows]), y=f32([r["loss"] for r in rows]), mode="lines", name=f"{name} loss",
                                      line=dict(color=color), legendgroup=name), row=1, col=1)
-        fd = [r for r in hist if r.get("w2") is not None]
+        fd = [r for r in hist if r.get("fd") is not None]
         if fd:
-            fig.add_trace(go.Scatter(x=f32([r["step"] for r in fd]), y=f32([r["w2"] for r in fd]), mode="lines+markers", name=f"{name} FD",
+            fig.add_trace(go.Scatter(x=f32([r["step"] for r in fd]), y=f32([r["fd"] for r in fd]), mode="lines+markers", name=f"{name} FD",
                                      line=dict(color=color, dash="dot"), legendgroup=name), row=1, col=2)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(title_text="loss", rangemode="tozero", row=1, col=1)

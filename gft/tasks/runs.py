@@ -1,0 +1,91 @@
+"""The one run factory: a task, a training config and what to watch become a :class:`Trainer`.
+
+The CLI, every app page and the benchmarks build their runs here, so a run means the same thing
+everywhere: which weights it starts from (by method), which data it trains on (by seed and limit),
+and which measurements its history carries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from gft.core.models import FlowModel, ModelConfig
+from gft.core.training import Hook, TrainConfig, Trainer
+from gft.evaluation.monitors import trajectories
+from gft.tasks.digits import DigitsTask
+from gft.tasks.points import PointsTask
+from gft.tasks.task import Task
+
+
+def task_for(data: str, points: np.ndarray | None = None) -> Task:
+    """The task of a ``--data`` value (``digits:...`` is images, anything else 2D points)."""
+    if not isinstance(data, str) or not data:
+        raise ValueError(f"data must be a non-empty string, got {data!r}")
+    if data.startswith("digits:"):
+        if points is not None:
+            raise ValueError("in-memory points make a 2D task, not a digits one")
+        return DigitsTask(data)
+    return PointsTask(data, points)
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """What a run records besides its loss: a held-out curve and trajectories for animations."""
+
+    eval_every: int = 0  # the task's curve metric every this many steps (and at both ends); 0 = never
+    eval_points: int = 1000  # samples behind each curve point (2D; the image FD uses its own size)
+    particles: int = 0  # fixed-noise particles whose trajectories each snapshot carries; 0 = none
+    trajectory_steps: int = 20  # Euler steps of those trajectories
+    trajectory_every: int = 0  # 0 = at every callback (TrainConfig.callback_every)
+
+    def __post_init__(self) -> None:
+        for name in ("eval_every", "particles", "trajectory_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if not isinstance(self.eval_points, int) or not 2 <= self.eval_points <= 20_000:
+            raise ValueError(f"eval_points must be an integer in [2, 20000], got {self.eval_points!r}")
+        if not isinstance(self.particles, int) or self.particles > 20_000:
+            raise ValueError(f"particles must be an integer in [0, 20000], got {self.particles!r}")
+        if not isinstance(self.trajectory_steps, int) or not 1 <= self.trajectory_steps <= 1000:
+            raise ValueError(f"trajectory_steps must be an integer in [1, 1000], got {self.trajectory_steps!r}")
+
+    def hooks(self, task: Task, config: TrainConfig) -> list[Hook]:
+        hooks = []
+        if self.eval_every:
+            hooks.append(Hook(task.metric, self.eval_every, task.curve_metric(config.seed, self.eval_points)))
+        if self.particles:
+            follow = trajectories(self.particles, task.data_shape, config.seed, self.trajectory_steps)
+            hooks.append(Hook("trajectory", self.trajectory_every or config.callback_every, follow))
+        return hooks
+
+
+def make_trainer(
+    task: Task,
+    config: TrainConfig,
+    base: FlowModel | None = None,
+    model_config: ModelConfig | None = None,
+    limit: int | None = None,
+    monitor: Monitor = Monitor(),
+) -> Trainer:
+    """A trainer for ``config.method`` on ``task``'s pool (seeded by ``config.seed``, ``limit`` samples).
+
+    ``pretrain`` builds ``model_config`` (default: the task's) from the seed; ``gft`` and ``standard``
+    fine-tune a copy of ``base``; ``scratch`` trains fresh weights of ``base``'s architecture. The
+    caller's ``base`` is never changed.
+    """
+    if config.method == "pretrain":
+        if base is not None:
+            raise ValueError("pretraining starts from fresh weights; pass model_config, not base")
+        init = model_config or task.model_config()
+        task.check_model(init)
+    else:
+        if base is None:
+            raise ValueError(f"method {config.method!r} needs the pretrained model (base)")
+        if model_config is not None and model_config != base.config:
+            raise ValueError("fine-tuning keeps the architecture of base; do not pass a different model_config")
+        init = None
+        task.check_model(base.config, "the base model")
+    return Trainer(task.pool(config.seed, limit), config, init=init, pretrained=base, hooks=monitor.hooks(task, config))
