@@ -11,6 +11,7 @@ from gft.app.session import job_slot, user_errors
 from gft.core.models import ModelConfig
 from gft.core.training import TrainConfig
 from gft.data import DISTRIBUTIONS
+from gft.evaluation import probes
 from gft.tasks.runs import Monitor
 from gft.viz import training as figures
 
@@ -32,7 +33,7 @@ def trajectories_section(key: str, payload: bytes, data_cloud, label: str) -> No
 
     def build():
         paths = res.model_paths(key, payload, n=500, steps=40)
-        field = figures.velocity_field(res.payload_model(key, payload), [i / 40 for i in range(41)]) if show_field else None
+        field = probes.velocity_field(res.payload_model(key, payload), [i / 40 for i in range(41)]) if show_field else None
         return figures.time_scrub_figure(paths, target=data_cloud, field=field, caption=label)
 
     fig = w.memo(f"{OWNER}_traj", f"field={show_field}", key, build)

@@ -7,11 +7,14 @@ import streamlit as st
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
+from gft.app.downloads import history_csv
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, user_errors
 from gft.core.training import TrainConfig
+from gft.evaluation import probes
 from gft.tasks.runs import Monitor
 from gft.viz import training as figures
+from gft.viz.style import snapshot_label
 
 OWNER = "finetune"
 RUN = "run"
@@ -147,7 +150,7 @@ def results() -> None:
     with right:
         idx = st.select_slider(
             "Snapshot", options=list(range(len(snaps))), value=len(snaps) - 1, key=f"ft_snap_{token[:8]}",  # fresh per run
-            format_func=lambda i: figures.snapshot_label(snaps[i].step, snaps[i].total_steps, snaps[i].tau, snaps[i].lam),
+            format_func=lambda i: snapshot_label(snaps[i].step, snaps[i].tau, snaps[i].lam, snaps[i].total_steps),
         )
         last = idx == len(snaps) - 1 and run.result is not None and not run.result.stopped
         show_pre = st.checkbox("pretrained drift f_pre at the particles", key="ft_show_pre",
@@ -164,14 +167,14 @@ def results() -> None:
 
     def scrub():
         traj = snaps[idx].trajectory
-        drift_pre = figures.drift_along(res.payload_model(params["base_key"], params["base_payload"]), traj[:, :150]) if show_pre else None
+        drift_pre = probes.drift_along(res.payload_model(params["base_key"], params["base_payload"]), traj[:, :150]) if show_pre else None
         field = None
         if show_field:
             model = job_slot().for_page(OWNER).model(RUN)
-            field = figures.velocity_field(model, [i / (traj.shape[0] - 1) for i in range(traj.shape[0])]) if model is not None else None
+            field = probes.velocity_field(model, [i / (traj.shape[0] - 1) for i in range(traj.shape[0])]) if model is not None else None
         s = snaps[idx]
         return figures.time_scrub_figure(traj, params["pre_cloud"], params["target_cloud"], drift_pre=drift_pre, field=field,
-                                         learned_arrows=show_learned, caption=f"step {s.step} · τ {s.tau:.3g} · λ {s.lam:.3f}")
+                                         learned_arrows=show_learned, caption=snapshot_label(s.step, s.tau, s.lam))
 
     with left, user_errors("Cannot draw this snapshot"):
         st.plotly_chart(w.memo(OWNER, f"scrub:{idx}:{show_pre}:{show_learned}:{show_field}", token, scrub, spinner="Evaluating the drifts ..."), key="ft_scrub")
@@ -185,7 +188,7 @@ def results() -> None:
                              mime="application/octet-stream", icon=":material/download:", on_click="ignore")
     else:
         d[0].caption("No checkpoint: the run did not finish.")
-    d[1].download_button("History (.csv)", figures.history_csv(hist), file_name="gft_history.csv", mime="text/csv",
+    d[1].download_button("History (.csv)", history_csv(hist), file_name="gft_history.csv", mime="text/csv",
                          icon=":material/table:", on_click="ignore")
     d[2].download_button("Animation (.html)", lambda: figures.animation_html(anim), file_name="gft_drift_animation.html",
                          mime="text/html", icon=":material/movie:", on_click="ignore")

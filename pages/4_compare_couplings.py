@@ -12,7 +12,9 @@ from gft.app.jobs import TrainingJob
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import app_device, job_slot, user_errors
 from gft.core.couplings import COUPLINGS
+from gft.evaluation import probes
 from gft.viz import compare as figs
+from gft.viz import training as figures
 
 OWNER = "compare_couplings"
 REGS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -24,7 +26,7 @@ PAIRS = 64  # pairs drawn per coupling
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def coupling_fig(target: str, seed: int, reg: float):
-    batches = [cmp.coupled_batch(kind, target, PAIRS, seed, reg) for kind in COUPLINGS]
+    batches = [probes.coupled_batch(kind, target, PAIRS, seed, reg) for kind in COUPLINGS]
     return figs.coupling_figure(batches, res.preset_points(target))
 
 
@@ -127,7 +129,7 @@ def live() -> None:
         st.rerun()  # the full page starts the evaluation and draws the animation
     status = ", ".join(f"{r.name} {r.step}/{r.total_steps}" for r in now.runs)
     st.progress(now.progress, text=f"{now.state}: {status} ({now.elapsed:.0f} s)")
-    st.plotly_chart(figs.live_curves({r.name: r.history for r in now.runs}), key="live_curves")
+    st.plotly_chart(figures.runs_curves_figure({r.name: r.history for r in now.runs}), key="live_curves")
     latest = {r.name: (r.latest.samples if r.latest is not None else None) for r in now.runs}
     st.plotly_chart(figs.sample_panels(latest, res.preset_points(ran.target)), key="live_samples")
 
@@ -163,7 +165,7 @@ if fig is not None:
         on_click="ignore",
         key="download_html",
     )
-st.plotly_chart(figs.live_curves({r.name: r.history for r in view.runs}), key="final_curves")
+st.plotly_chart(figures.runs_curves_figure({r.name: r.history for r in view.runs}), key="final_curves")
 st.caption(
     "The loss regresses onto the blended target (1 − λ)·y + λ·f_pre: it is small while λ is near 1 and grows as τ "
     "falls, most for the independent coupling, whose conditional targets vary most. W2 is what to compare."

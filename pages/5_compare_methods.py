@@ -14,6 +14,7 @@ from gft.app.session import app_device, job_slot, user_errors
 from gft.core.couplings import COUPLINGS
 from gft.data import MODES
 from gft.viz import compare as figs
+from gft.viz.style import color_of
 
 OWNER = "compare_methods"
 STEPS = (30, 100, 200, 300, 500, 800, 1000, 1500, 2000, 3000, 5000)
@@ -137,6 +138,6 @@ for method in cmp.COMPARED_METHODS:
     run = view.run(cmp.run_name(method, shown))
     label = cmp.METHOD_LABELS[method]
     samples[label] = run.latest.samples if run.latest is not None else None
-    colors[label] = figs.color_of(method)
+    colors[label] = color_of(method)
 st.plotly_chart(figs.sample_panels(samples, res.preset_points(ran.target), height=380, colors=colors), key="samples")
 st.caption(f"{PARTICLES} samples per method from the same noise (20 Euler steps), over the target (orange).")

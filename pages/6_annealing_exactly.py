@@ -8,7 +8,7 @@ import streamlit as st
 from gft.app import widgets as w
 from gft.app.session import user_errors
 from gft.theory import exact_annealing as annealing
-from gft.viz import compare as figs
+from gft.viz import gaussian as figs
 
 REVEALED = "annealing_revealed"
 

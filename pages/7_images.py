@@ -7,18 +7,21 @@ import streamlit as st
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
+from gft.app.downloads import histories_csv, metrics_csv
 from gft.app.jobs import TrainingJob
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, user_errors
 from gft.core.checkpoints import checkpoint_from_bytes
 from gft.core.training import TrainConfig, Trainer
 from gft.data.digits import parse_digits_spec
+from gft.evaluation import probes
 from gft.evaluation.images import evaluate_images
 from gft.tasks.digits import DigitsTask
 from gft.tasks.runs import Monitor, make_trainer
 from gft.tasks.shipped import ASSET_DIR
 from gft.viz import images as fi
 from gft.viz import training as figures
+from gft.viz.style import snapshot_label
 
 OWNER = "images"
 RUNS = ("gft", "standard")
@@ -53,12 +56,12 @@ def shipped_digits_payload(name: str) -> bytes:
 
 @st.cache_data(show_spinner="Sampling the pretrained model ...", max_entries=16)
 def pretrained_grid(key: str, _payload: bytes, n: int, seed: int):
-    return fi.model_grid(res.payload_model(key, _payload), n, seed)
+    return probes.model_grid(res.payload_model(key, _payload), n, seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def target_grid(spec: str, limit: int | None, seed: int, n: int):
-    return fi.pixels(DigitsTask(spec).pool(seed, limit)[:n])
+    return probes.as_numpy(DigitsTask(spec).pool(seed, limit)[:n])
 
 
 # ---- scenario ---------------------------------------------------------------------------------------
@@ -192,8 +195,8 @@ def live() -> None:
         st.caption(f"{v.elapsed:.1f} s elapsed · FD = Fréchet distance of classifier features to held-out digits "
                    "(256 samples, 20 Euler steps: cheap, read it against itself)")
         left, right = st.columns([3, 2])
-        left.plotly_chart(fi.curves_figure({r.name: r.history for r in v.runs}), key="im_live_curves")
-        latest = {r.name: fi.pixels(r.latest.samples) for r in v.runs if r.latest is not None and r.latest.samples is not None}
+        left.plotly_chart(figures.runs_curves_figure({r.name: r.history for r in v.runs}, "fd", "FD to held-out digits (cheap)"), key="im_live_curves")
+        latest = {r.name: r.latest.samples for r in v.runs if r.latest is not None and r.latest.samples is not None}
         if latest:
             right.plotly_chart(fi.grid_figure(latest, height=300), key="im_live_grid")
         if v.error:
@@ -256,7 +259,7 @@ def results() -> None:
     snaps = runs["gft"].frames
     idx = st.select_slider(
         "Snapshot", options=list(range(len(snaps))), value=len(snaps) - 1, key="im_snap",
-        format_func=lambda i: figures.snapshot_label(snaps[i].step, snaps[i].total_steps, snaps[i].tau, snaps[i].lam),
+        format_func=lambda i: snapshot_label(snaps[i].step, snaps[i].tau, snaps[i].lam, snaps[i].total_steps),
     )
     step = snaps[idx].step
     pair = {}
@@ -282,11 +285,9 @@ def results() -> None:
             st.session_state[LAST_MODEL] = {"payload": payload, "data": params["target_spec"], "label": f"your GFT model of {params['target_label']}"}
     metrics = st.session_state.get(f"{OWNER}_memo", {}).get(key)
     if metrics:
-        d[2].download_button("Metrics (.csv)", fi.metrics_csv(metrics, {"scenario": params["scenario"], "target": params["target_spec"]}),
+        d[2].download_button("Metrics (.csv)", metrics_csv(metrics, {"scenario": params["scenario"], "target": params["target_spec"]}),
                              file_name="gft_images_metrics.csv", mime="text/csv", icon=":material/table:", on_click="ignore", key="im_dl_metrics")
-    parts = [figures.history_csv(h, {"run": n}) for n, h in hist.items()]
-    rows = parts[0] + "".join(p.split("\n", 1)[1] for p in parts[1:])  # one header
-    d[3].download_button("History (.csv, w2 = FD)", rows, file_name="gft_images_history.csv", mime="text/csv",
+    d[3].download_button("History (.csv)", histories_csv(hist), file_name="gft_images_history.csv", mime="text/csv",
                          icon=":material/timeline:", on_click="ignore", key="im_dl_hist")
     if view.state == "done":
         st.caption("The GFT model of this run is now the start of the **style chain** scenario.")

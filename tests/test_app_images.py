@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 
+from gft.app.downloads import metrics_csv
 from gft.core.training import Snapshot
+from gft.data.digits import to_model_scale
 from gft.viz import images as fi
 
 pytest.importorskip("streamlit")
@@ -44,12 +46,17 @@ def test_mosaic_places_tiles_with_nan_gaps():
         fi.mosaic(np.zeros((0, 8, 8)))
 
 
-def test_pixels_clamp_to_the_pixel_range():
-    x = torch.linspace(-3, 3, 4 * 64).reshape(4, 1, 8, 8)
-    p = fi.pixels(x)
-    assert p.shape == (4, 8, 8) and p.dtype == np.float32
-    assert p.min() == 0.0 and p.max() == 16.0
-    assert np.isclose(fi.pixels(torch.zeros(1, 1, 8, 8)), 8.0).all()  # model scale 0 is mid-grey
+def test_images_draw_in_model_scale_with_the_channel_dropped():
+    x = np.linspace(-3, 3, 4 * 64, dtype=np.float32).reshape(4, 1, 8, 8)
+    t = fi.tiles(x)
+    assert t.shape == (4, 8, 8) and t.dtype == np.float32
+    np.testing.assert_array_equal(fi.mosaic(x), fi.mosaic(x[:, 0]))
+    # The colour scale spans the model scale of gft.data.digits: pixel 0 (paper) to 16 (ink).
+    paper, ink = to_model_scale(torch.tensor([0.0] * 64 + [16.0] * 64)).flatten()[[0, -1]].tolist()
+    heat = fi.grid_figure({"x": x}).data[0]
+    assert (heat.zmin, heat.zmax) == (paper, ink) == fi.IMAGE_RANGE
+    with pytest.raises(ValueError, match="images must have shape"):
+        fi.tiles(np.zeros((2, 3, 8, 8)))
 
 
 def _snaps(steps: list[int], n: int = 9, k: int = 5, seed: int = 0) -> list[Snapshot]:
@@ -67,7 +74,7 @@ def test_digit_animation_has_one_frame_per_snapshot_and_redraws():
     assert spec["layout"]["updatemenus"][0]["buttons"][0]["args"][1]["frame"]["redraw"] is True
     assert all(s["args"][1]["frame"]["redraw"] is True for s in spec["layout"]["sliders"][0]["steps"])
     # The standard run has no step-20 snapshot: frame 3 shows its step-10 grid.
-    expected = fi.mosaic(fi.pixels(runs["standard"][1].trajectory[-1]))
+    expected = fi.mosaic(runs["standard"][1].trajectory[-1])
     np.testing.assert_array_equal(np.asarray(fig.frames[2].data[1].z, dtype=np.float32), expected)
     assert "step 20" in spec["frames"][2]["layout"]["title"]["text"]
     with pytest.raises(ValueError):
@@ -84,7 +91,7 @@ def test_time_scrub_has_one_frame_per_ode_time():
 
 def test_metrics_csv_has_a_row_per_run():
     m = {"fd": 1.5, "fd_floor": 0.5, "fd_by_steps": {"1": 9.0, "2": 5.0}, "class_fractions": {str(c): 0.1 for c in range(10)}}
-    text = fi.metrics_csv({"gft": m, "standard": dict(m, fd=2.5)}, {"scenario": "x"})
+    text = metrics_csv({"gft": m, "standard": dict(m, fd=2.5)}, {"scenario": "x"})
     lines = text.strip().split("\n")
     assert len(lines) == 3
     head = lines[0].split(",")

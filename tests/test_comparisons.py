@@ -1,4 +1,5 @@
-"""gft.app.comparisons and gft.viz.compare: coupled batches, run sets, tables, exact annealing numbers."""
+"""gft.app.comparisons, gft.viz.compare and gft.viz.gaussian: coupled batches (gft.evaluation.probes), run sets,
+tables, exact annealing numbers."""
 
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ import torch
 from gft.app import comparisons as cmp
 from gft.core.couplings import COUPLINGS
 from gft.core.training import TrainResult
+from gft.evaluation import probes
 from gft.evaluation.result import Evaluation
 from gft.theory import exact_annealing as annealing
 from gft.theory import gaussian as gauss
 from gft.viz import compare as figs
+from gft.viz import gaussian as gaussian_figs
 
 
 # ---- coupled batches ---------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_ot_pairing_costs_no_more_than_independent_or_sinkhorn(seed):
-    batches = {k: cmp.coupled_batch(k, "8gaussians", n=64, seed=seed, reg=0.5) for k in COUPLINGS}
+    batches = {k: probes.coupled_batch(k, "8gaussians", n=64, seed=seed, reg=0.5) for k in COUPLINGS}
     ind, ot_, sk = batches["independent"], batches["ot"], batches["sinkhorn"]
     # Same two batches for every kind: identical noise rows, and OT only permutes the target rows.
     np.testing.assert_array_equal(ind.x0, ot_.x0)
@@ -35,8 +38,8 @@ def test_ot_pairing_costs_no_more_than_independent_or_sinkhorn(seed):
 
 
 def test_ot_pairing_is_the_optimal_permutation():
-    batch = cmp.coupled_batch("ot", "moons", n=6, seed=4)
-    ind = cmp.coupled_batch("independent", "moons", n=6, seed=4)
+    batch = probes.coupled_batch("ot", "moons", n=6, seed=4)
+    ind = probes.coupled_batch("independent", "moons", n=6, seed=4)
     best = min(
         float(((ind.x0.astype(np.float64) - ind.x1[list(p)]) ** 2).sum()) for p in itertools.permutations(range(6))
     )
@@ -45,11 +48,11 @@ def test_ot_pairing_is_the_optimal_permutation():
 
 def test_coupled_batch_rejects_bad_input():
     with pytest.raises(ValueError, match="n must be"):
-        cmp.coupled_batch("ot", "moons", n=1)
+        probes.coupled_batch("ot", "moons", n=1)
     with pytest.raises(ValueError, match="coupling must be one of"):
-        cmp.coupled_batch("greedy", "moons")
+        probes.coupled_batch("greedy", "moons")
     with pytest.raises(ValueError, match="unknown data"):
-        cmp.coupled_batch("ot", "nowhere")
+        probes.coupled_batch("ot", "nowhere")
 
 
 # ---- run sets --------------------------------------------------------------------------------
@@ -235,7 +238,7 @@ def test_training_animation_one_slider_over_the_common_steps():
     assert len(spec["layout"]["sliders"]) == 1 and len(spec["layout"]["sliders"][0]["steps"]) == 3
     assert {k for k in spec["layout"] if k.startswith("xaxis")} == {"xaxis", "xaxis2", "xaxis3"}
     assert all(t["type"] == "scatter" for t in spec["data"])  # SVG: scattergl would freeze on frame 0
-    assert "λ 0.50" in spec["layout"]["sliders"][0]["steps"][0]["label"]
+    assert "λ = 0.500" in spec["layout"]["sliders"][0]["steps"][0]["label"]
     for frame in spec["frames"]:
         assert frame["traces"] == [6, 7, 8, 9, 10, 11]
         assert frame["data"][1]["x"]["dtype"] == "f4"  # float32 typed arrays, not lists
@@ -244,9 +247,9 @@ def test_training_animation_one_slider_over_the_common_steps():
 
 
 def test_coupling_and_annealing_figures():
-    batches = [cmp.coupled_batch(k, "moons", 16, 0, 1.0) for k in COUPLINGS]
+    batches = [probes.coupled_batch(k, "moons", 16, 0, 1.0) for k in COUPLINGS]
     spec = json.loads(figs.coupling_figure(batches).to_json())
     assert {k for k in spec["layout"] if k.startswith("xaxis")} == {"xaxis", "xaxis2", "xaxis3"}
     target = annealing.gaussian_2d((2.0, 1.0), "small")
-    spec = json.loads(figs.annealing_figure(PRE, target, 0.5, times=11).to_json())
+    spec = json.loads(gaussian_figs.annealing_figure(PRE, target, 0.5, times=11).to_json())
     assert len(spec["frames"]) == 11 and spec["layout"]["sliders"][0]["active"] == 5

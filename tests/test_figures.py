@@ -1,4 +1,5 @@
-"""The explorer's figures: frame counts, trace layout, float32 payloads, fixed axes, per-frame labels."""
+"""The explorer's figures (gft.viz.training, gft.viz.style): frame counts, trace layout, float32 payloads,
+fixed axes, per-frame labels; and the history CSV (gft.app.downloads)."""
 
 from __future__ import annotations
 
@@ -8,25 +9,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
-from gft.core.models import FlowModel, ModelConfig
+from gft.app.downloads import history_csv
 from gft.core.schedules import lambda_of_tau
 from gft.core.training import Snapshot
+from gft.viz import style
 from gft.viz import training as figures
-
-
-class AffineFlow(FlowModel):
-    """v(x, t) = a * t * x + b: a closed form to check the model evaluations against."""
-
-    def __init__(self, a: float = 2.0, b: tuple[float, float] = (0.5, -1.0)) -> None:
-        super().__init__()
-        self.config = ModelConfig()
-        self.a = torch.nn.Parameter(torch.tensor(a))
-        self.register_buffer("b", torch.tensor(b))
-
-    def heads(self, x, t):
-        return {"velocity": self.a * t[:, None] * x + self.b}
 
 
 def _snapshots(n_frames: int = 7, k: int = 5, n: int = 40, total: int = 60) -> list[Snapshot]:
@@ -83,7 +71,7 @@ def test_animation_arrays_are_float32_and_axes_fixed():
     spec = _spec(fig)
     assert spec["frames"][0]["data"][1]["x"]["dtype"] == "f4"  # sent as binary float32, not lists
     for axis in ("xaxis", "yaxis"):
-        assert spec["layout"][axis]["range"] == list(figures.AXIS_RANGE)
+        assert spec["layout"][axis]["range"] == list(style.AXIS_RANGE)
         assert spec["layout"][axis]["autorange"] is False
     # animation never redraws the whole figure (Scattergl would freeze; SVG scatter animates)
     play = fig.layout.updatemenus[0].buttons[0].args[1]
@@ -110,13 +98,13 @@ def test_long_trajectories_keep_the_animated_points_within_budget():
 
 def test_animation_without_trajectories_is_refused():
     snaps = [Snapshot(0, 10, 1.0, 0.5, 0.1)]
-    with pytest.raises(ValueError, match="snapshot_particles"):
+    with pytest.raises(ValueError, match="particles"):
         figures.trajectory_animation(snaps)
 
 
 def test_paths_are_polylines_of_each_particle_separated_by_nan():
     traj = np.arange(4 * 3 * 2, dtype=np.float32).reshape(4, 3, 2)  # K+1 = 4 points, 3 particles
-    x, y = figures.paths_xy(traj, 2)
+    x, y = style.trajectory_lines(traj, 2)
     assert x.shape == (2 * 5,)
     np.testing.assert_array_equal(x[:4], traj[:, 0, 0])
     np.testing.assert_array_equal(y[5:9], traj[:, 1, 1])
@@ -126,7 +114,7 @@ def test_paths_are_polylines_of_each_particle_separated_by_nan():
 def test_arrows_start_at_the_point_and_end_at_point_plus_scaled_vector():
     p = np.array([[0.0, 0.0], [1.0, 2.0]], np.float32)
     v = np.array([[1.0, 0.0], [0.0, -2.0]], np.float32)
-    x, y = figures.arrows_xy(p, v, scale=0.5)
+    x, y = style.arrows_xy(p, v, scale=0.5)
     seg = np.stack([x, y], axis=1).reshape(2, 7, 2)
     np.testing.assert_allclose(seg[:, 0], p)
     np.testing.assert_allclose(seg[:, 1], p + 0.5 * v)
@@ -151,7 +139,7 @@ def test_time_scrub_has_one_frame_per_euler_step_and_optional_arrow_layers():
     plain = figures.time_scrub_figure(traj)
     assert len(plain.frames) == k + 1
     assert len(plain.frames[0].data) == 2  # particles + label
-    grid = figures.grid_points(5)
+    grid = np.stack(np.meshgrid(np.linspace(-2, 2, 5), np.linspace(-2, 2, 5)), -1).reshape(-1, 2).astype(np.float32)
     field = (grid, np.ones((k + 1, len(grid), 2), np.float32))
     full = figures.time_scrub_figure(traj, np.zeros((10, 2)), np.ones((10, 2)), drift_pre=np.ones_like(traj), field=field, learned_arrows=True)
     assert len(full.frames) == k + 1
@@ -171,29 +159,6 @@ def test_learned_arrows_are_the_euler_increments():
     x = np.asarray(fig.frames[0].data[1].x).reshape(3, 7)
     lengths = x[:, 1] - x[:, 0]
     assert np.allclose(lengths, lengths[0]) and lengths[0] > 0  # same velocity everywhere, pointing +x
-
-
-def test_drift_along_and_velocity_field_match_the_closed_form():
-    model = AffineFlow(a=2.0, b=(0.5, -1.0))
-    k, n = 4, 6
-    traj = np.random.default_rng(2).normal(size=(k + 1, n, 2)).astype(np.float32)
-    v = figures.drift_along(model, traj)
-    t = np.linspace(0, 1, k + 1, dtype=np.float32)[:, None, None]
-    np.testing.assert_allclose(v, 2.0 * t * traj + np.array([0.5, -1.0], np.float32), rtol=1e-6, atol=1e-6)
-    grid, field = figures.velocity_field(model, [0.0, 0.5, 1.0], n=3, lim=2.0)
-    assert grid.shape == (9, 2) and field.shape == (3, 9, 2)
-    np.testing.assert_allclose(field[1], 1.0 * grid + np.array([0.5, -1.0]), atol=1e-6)
-    with pytest.raises(ValueError, match="one time per row"):
-        figures.drift_along(model, traj, times=[0.0, 1.0])
-
-
-def test_model_trajectories_are_seeded_and_end_at_the_samples():
-    model = AffineFlow()
-    a = figures.model_trajectories(model, 50, seed=3, steps=10)
-    b = figures.model_trajectories(model, 50, seed=3, steps=10)
-    assert a.shape == (11, 50, 2) and a.dtype == np.float32
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_allclose(figures.model_samples(model, 50, seed=3, steps=10), a[-1], atol=1e-6)
 
 
 def test_schedule_preview_plots_tau_and_lambda():
@@ -217,7 +182,7 @@ def test_live_figures_stay_light():
 
 def test_history_csv_round_trips_with_blank_w2():
     hist = [{"step": 0, "tau": 4.0, "lambda": 0.8, "loss": None, "w2": 1.5}, {"step": 10, "tau": 0.0, "lambda": 0.0, "loss": 0.25}]
-    rows = list(csv.DictReader(io.StringIO(figures.history_csv(hist, {"run": "gft"}))))
+    rows = list(csv.DictReader(io.StringIO(history_csv(hist, {"run": "gft"}))))
     assert rows[0] == {"run": "gft", "step": "0", "tau": "4.0", "lambda": "0.8", "loss": "", "w2": "1.5"}
     assert rows[1]["w2"] == "" and float(rows[1]["loss"]) == 0.25
 

@@ -1,7 +1,8 @@
 """Runs compared side by side, and the numbers that summarise them (the app's comparison pages).
 
 * couplings: independent, exact OT and Sinkhorn GFT runs from one pretrained model, one seed and one
-  schedule; the coupled minibatches themselves (:func:`coupled_batch`); a metrics table;
+  schedule (the coupled minibatches themselves come from :func:`gft.evaluation.probes.coupled_batch`);
+  a metrics table;
 * methods: GFT against standard fine-tuning and training from scratch on the same budget over
   several seeds; W2 curves aligned by step, stability numbers and mode coverage with spread;
 
@@ -18,9 +19,8 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
-from gft.core.couplings import COUPLINGS, Coupling
+from gft.core.couplings import COUPLINGS
 from gft.core.models import FlowModel
 from gft.core.training import TrainConfig, Trainer, TrainResult
 from gft.data import DISTRIBUTIONS, MODES, DataSpec
@@ -138,35 +138,6 @@ def method_runs(pretrained: FlowModel, settings: CompareSettings, seeds: int) ->
             config = settings.config(method, settings.coupling, seed, callback_every=settings.eval_every)
             runs[run_name(method, seed)] = _factory(pretrained, settings, config, settings.monitor())
     return runs
-
-
-# ---- the coupling, drawn -------------------------------------------------------------------
-@dataclass(frozen=True)
-class CoupledBatch:
-    """A noise batch paired with a target batch by one coupling (rows are pairs)."""
-
-    kind: str
-    x0: np.ndarray  # (n, 2) float32
-    x1: np.ndarray  # (n, 2) float32
-
-    @property
-    def total_cost(self) -> float:
-        """Sum of squared pair distances: what exact OT minimises over pairings."""
-        return float(((self.x0.astype(np.float64) - self.x1) ** 2).sum())
-
-
-def coupled_batch(kind: str, target: str, n: int = 64, seed: int = 0, reg: float = 1.0) -> CoupledBatch:
-    """Draw ``n`` noise and ``n`` target points from ``seed`` and pair them with ``kind``.
-
-    Every kind sees the same two batches for a given seed, so their pairings compare directly.
-    """
-    if not isinstance(n, int) or not 2 <= n <= 4096:
-        raise ValueError(f"n must be an integer in [2, 4096], got {n!r}")
-    x1 = DataSpec(target).points(n, seed)
-    gen = torch.Generator().manual_seed(seed + 1)
-    x0 = torch.randn(x1.shape, generator=gen)
-    x0, x1 = Coupling(kind, reg).pair(x0, x1, gen)
-    return CoupledBatch(kind, x0.numpy().astype(np.float32), x1.numpy().astype(np.float32))
 
 
 # ---- evaluating finished runs in the background ---------------------------------------------

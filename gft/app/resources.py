@@ -14,8 +14,8 @@ import streamlit as st
 from gft.core.checkpoints import Checkpoint, checkpoint_from_bytes
 from gft.core.models import FlowModel
 from gft.data import sample_distribution
+from gft.evaluation import probes
 from gft.tasks.shipped import shipped_models
-from gft.viz import training as figures
 
 PREVIEW_POINTS = 1500
 
@@ -48,12 +48,12 @@ def payload_model(key: str, _payload: bytes) -> FlowModel:
 
 @st.cache_data(show_spinner="Sampling the model ...", max_entries=32)
 def model_cloud(key: str, _payload: bytes, n: int = PREVIEW_POINTS, seed: int = 0) -> np.ndarray:
-    return figures.model_samples(payload_model(key, _payload), n, seed)
+    return probes.model_samples(payload_model(key, _payload), n, seed)
 
 
 @st.cache_data(show_spinner="Integrating trajectories ...", max_entries=32)
 def model_paths(key: str, _payload: bytes, n: int = 400, steps: int = 40, seed: int = 0) -> np.ndarray:
-    return figures.model_trajectories(payload_model(key, _payload), n, seed, steps)
+    return probes.model_trajectories(payload_model(key, _payload), n, seed, steps)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
