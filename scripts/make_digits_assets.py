@@ -1,10 +1,13 @@
 """Build the digits classifier and small pretrained digits checkpoints for the explorer (seeded, CPU).
 
-    python scripts/make_digits_assets.py                       # classifier + every model below
+    python scripts/make_digits_assets.py                       # every model below (checks the classifier)
     python scripts/make_digits_assets.py 0-4 --out-dir /tmp/a  # only some, elsewhere
+    python scripts/make_digits_assets.py --classifier-only     # rebuild assets/digits_classifier.pt alone
 
-The classifier goes to ``assets/digits_classifier.pt`` (gft.evaluation.classifier retrains it when missing or
-stale). Each model is the default digits convnet (gft.tasks.digits.model_config()) pretrained with plain
+The classifier is shipped in ``assets/digits_classifier.pt``; gft.evaluation.classifier checks it on
+load and never retrains it, so ``--classifier-only`` is the one way to rebuild it (about a minute; the
+models' FD depends on it, so rebuild it before them). A model run first checks the classifier, so a
+broken one fails before any training. Each model is the default digits convnet (gft.tasks.digits.model_config()) pretrained with plain
 flow matching, independent coupling, batch 128, seed 0, on ``digits:<name>``, and written as
 ``digits_pretrained_<name>.pt`` (a name the 2D asset glob ``pretrained_*.pt`` does not match).
 """
@@ -24,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from gft.core.checkpoints import save_checkpoint  # noqa: E402
 from gft.core.training import TrainConfig  # noqa: E402
 from gft.data.digits import parse_digits_spec  # noqa: E402
-from gft.evaluation import classifier
+from gft.evaluation import classifier  # noqa: E402
 from gft.evaluation.images import evaluate_images  # noqa: E402
 from gft.tasks.digits import DigitsTask  # noqa: E402
 from gft.tasks.runs import Monitor, make_trainer  # noqa: E402
@@ -62,23 +65,33 @@ def make(name: str, steps: int, seed: int, out_dir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", default=list(SHIPPED_DIGITS), help=f"class specs, default {SHIPPED_DIGITS}")
+    parser.add_argument("names", nargs="*", help=f"class specs, default {SHIPPED_DIGITS}")
     parser.add_argument("--steps", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-dir", type=Path, default=ASSET_DIR)
-    parser.add_argument("--skip-classifier", action="store_true")
+    parser.add_argument("--classifier-only", action="store_true", help="rebuild the digits classifier and build no model")
+    parser.add_argument("--classifier-path", type=Path, default=classifier.DEFAULT_PATH,
+                        help="where --classifier-only writes (the models are always scored with the shipped one)")
     args = parser.parse_args(argv)
+    if args.classifier_only and args.names:
+        parser.error("--classifier-only builds no model: drop the class specs")
+    args.names = args.names or list(SHIPPED_DIGITS)
     for name in args.names:
         try:
             parse_digits_spec(f"digits:{name}")  # a bad spec fails before any training
         except ValueError as exc:
             parser.error(str(exc))
     torch.set_num_threads(2)
-    if not args.skip_classifier:
+    if args.classifier_only:
         start = time.perf_counter()
-        model = classifier.load_classifier(classifier.DEFAULT_PATH)
+        model = classifier.build_classifier(args.classifier_path)
         acc = classifier.accuracy(model, parse_digits_spec("digits:0-9"))
-        print(f"classifier: held-out accuracy {acc:.3f}  {time.perf_counter() - start:.1f} s", flush=True)
+        print(f"classifier: wrote {args.classifier_path}, held-out accuracy {acc:.3f}  {time.perf_counter() - start:.1f} s", flush=True)
+        return 0
+    try:
+        classifier.load_classifier()  # fail now, not after the first model's training
+    except classifier.ClassifierFileError as exc:
+        parser.exit(1, f"{exc}\n")
     for name in args.names:
         print(json.dumps(make(name, args.steps, args.seed, args.out_dir)), flush=True)
     return 0

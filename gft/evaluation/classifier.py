@@ -7,9 +7,12 @@ order. Why the style head: trained on the digit alone the features would learn t
 FD against inverted digits could not tell inverted samples from plain ones. With it, the features carry
 class and style, and ``class_fractions`` stays meaningful on shifted digits.
 
-The weights are cached in ``assets/digits_classifier.pt`` (written atomically, loaded with
-``weights_only=True``) and retrained when the file is missing or describes another split, transform
-set or architecture version.
+The weights are shipped in ``assets/digits_classifier.pt``, built by ``REBUILD_COMMAND`` (seeded,
+about a minute on one CPU core) and loaded with ``weights_only=True``. :func:`load_classifier` checks
+the file (format, fingerprint of the split, transforms and recipe, finite weights) and raises
+:class:`ClassifierFileError` naming the problem and the rebuild command: it never trains on first use,
+because a silent minute-long retrain that rewrites a shipped asset would hide a broken checkout and
+could change every FD reported since.
 """
 
 from __future__ import annotations
@@ -31,8 +34,9 @@ from gft.data.digits import N_CLASSES, TRANSFORMS, DigitsSpec, digit_set, split_
 
 FEATURE_DIM = 32
 FORMAT = "gft-digits-classifier"
-VERSION = 1  # bump when the architecture or the training recipe changes: cached weights then retrain
+VERSION = 1  # bump when the architecture or the training recipe changes: the shipped file must then be rebuilt
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "assets" / "digits_classifier.pt"
+REBUILD_COMMAND = "python scripts/make_digits_assets.py --classifier-only"
 TRAIN_SEED = 0
 EPOCHS = 80
 BATCH = 128
@@ -142,21 +146,80 @@ def save_classifier(model: DigitClassifier, path: str | Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _read(path: Path) -> DigitClassifier | None:
-    """The cached classifier, or None when the file is missing, foreign or stale."""
-    if not path.is_file():
-        return None
+class ClassifierFileError(ValueError):
+    """The classifier file is missing or fails the load check; the message names the rebuild command."""
+
+
+def rebuild_command(path: str | Path = DEFAULT_PATH) -> str:
+    """The exact command that rebuilds the classifier at ``path``."""
+    path = Path(path).resolve()
+    return REBUILD_COMMAND if path == DEFAULT_PATH else f"{REBUILD_COMMAND} --classifier-path {path}"
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
+def _check_header(raw: object) -> dict:
+    """The file's state dict after checking its format and fingerprint; ValueError says what is wrong."""
+    if not isinstance(raw, dict) or not {"meta", "state_dict"} <= set(raw):
+        keys = sorted(raw) if isinstance(raw, dict) else type(raw).__name__
+        raise ValueError(f"is not a digits classifier file (holds {keys}, expected the keys ['meta', 'state_dict'])")
     try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
         meta = json.loads(raw["meta"])
-        if meta.get("format") != FORMAT or meta.get("fingerprint") != _fingerprint():
-            return None
-        model = DigitClassifier()
-        model.load_state_dict(raw["state_dict"])
-    except Exception:  # any unreadable file is treated as absent and replaced
-        return None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"has an unreadable 'meta' entry ({_first_line(exc)})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else meta
+        raise ValueError(f"has format {found!r}, expected {FORMAT!r}")
+    if meta.get("fingerprint") != _fingerprint():
+        raise ValueError(
+            f"is stale: built for fingerprint {meta.get('fingerprint')!r}, this code expects {_fingerprint()!r} "
+            f"(digit split, transforms {list(TRANSFORMS)}, version {VERSION}, {EPOCHS} epochs)"
+        )
+    return raw["state_dict"]
+
+
+def _check_weights(state_dict: object) -> DigitClassifier:
+    """The classifier holding ``state_dict`` after checking it fits the architecture and is finite."""
+    if not isinstance(state_dict, dict):
+        raise ValueError(f"has a 'state_dict' of type {type(state_dict).__name__}, expected a dict of tensors")
+    model = DigitClassifier()
+    try:
+        model.load_state_dict(state_dict)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"has weights that do not fit the architecture ({_first_line(exc)})") from None
+    bad = [name for name, t in model.state_dict().items() if not torch.isfinite(t).all()]
+    if bad:
+        raise ValueError(f"has non-finite weights in {', '.join(bad)}")
     model.eval()
     return model
+
+
+def read_classifier(path: str | Path = DEFAULT_PATH) -> DigitClassifier:
+    """The classifier in ``path`` after the load check (uncached); :class:`ClassifierFileError` otherwise."""
+    path = Path(path).resolve()
+    try:
+        if not path.is_file():
+            raise ValueError("is missing")
+        try:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # torch raises several types for a truncated or foreign file; all mean unreadable
+            raise ValueError(f"cannot be read as a torch file ({_first_line(exc)})") from None
+        return _check_weights(_check_header(raw))
+    except ValueError as exc:
+        raise ClassifierFileError(f"digits classifier {path} {exc}; rebuild it with: {rebuild_command(path)}") from None
+
+
+def build_classifier(path: str | Path = DEFAULT_PATH) -> DigitClassifier:
+    """Train the classifier from its seed and write it to ``path`` (what ``REBUILD_COMMAND`` runs)."""
+    path = Path(path).resolve()
+    model = train_classifier()
+    save_classifier(model, path)
+    with _LOCK:
+        _CACHE.pop(path, None)  # the next load reads the new file
+    return read_classifier(path)
 
 
 _CACHE: dict[Path, DigitClassifier] = {}
@@ -164,13 +227,9 @@ _LOCK = threading.Lock()
 
 
 def load_classifier(path: str | Path = DEFAULT_PATH) -> DigitClassifier:
-    """The cached classifier (CPU, eval mode); trained and written to ``path`` when missing or stale."""
+    """The shipped classifier (CPU, eval mode), checked once per process; :class:`ClassifierFileError` if it fails."""
     path = Path(path).resolve()
-    with _LOCK:  # the app may evaluate from several threads; train at most once per process
+    with _LOCK:  # the app may evaluate from several threads; read and check the file once
         if path not in _CACHE:
-            model = _read(path)
-            if model is None:
-                model = train_classifier()
-                save_classifier(model, path)
-            _CACHE[path] = model
+            _CACHE[path] = read_classifier(path)
         return _CACHE[path]
