@@ -152,10 +152,7 @@ def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None
         if job_now is None:
             return
         v = job_now.view()
-        try:
-            run = v.run(run_name)
-        except KeyError:
-            return
+        run = v.run(run_name)  # every run exists from the job's start: a KeyError is a page bug, shown as one
         latest = run.latest
         text = f"{v.state} · step {run.step}/{run.total_steps or '?'}"
         if latest is not None:
