@@ -37,6 +37,8 @@ def ensure_app_frame() -> None:
     resolves this same page (and its URL parameters) by its path. Once per session, so a rerun can
     never swallow a button click.
     """
+    # Private API, checked against Streamlit 1.67.0: no public call leaves the legacy pages/ mode, and the
+    # project layout keeps pages/ (tests/test_app_pages.py fails loudly if this attribute goes away).
     from streamlit.runtime.pages_manager import PagesManager
 
     if not PagesManager.uses_pages_directory or not (Path(__file__).resolve().parents[2] / "app.py").is_file():
