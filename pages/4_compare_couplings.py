@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gft.app import comparisons as cmp
+from gft.app import evaluation_task
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
@@ -12,7 +13,7 @@ from gft.app.jobs import TrainingJob
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import app_device, job_slot, user_errors
 from gft.core.couplings import COUPLINGS
-from gft.evaluation import probes
+from gft.evaluation import probes, summaries
 from gft.viz import compare as figs
 from gft.viz import training as figures
 
@@ -97,13 +98,13 @@ if ran != settings:
     st.warning("The settings changed since this run: what follows is the previous run. Press Restart to train the new one.")
 
 
-def evaluation(view) -> cmp.EvaluationTask:
+def evaluation(view) -> evaluation_task.EvaluationTask:
     """The finished models' metrics, computed once per job in a background thread (seconds per model)."""
 
     def build():
         models = {r.name: job.model(r.name) for r in view.runs}
         models = {k: m for k, m in models.items() if m is not None}
-        return cmp.EvaluationTask(models, ran.target, n=cmp.EVALUATION_POINTS, seed=ran.seed, device=ran.device).start()
+        return evaluation_task.EvaluationTask(models, ran.target, n=evaluation_task.EVALUATION_POINTS, seed=ran.seed, device=ran.device).start()
 
     return w.memo(OWNER, "evaluation", token, build)
 
@@ -177,17 +178,17 @@ if ev.error:
 if not ev.done or ev.error:
     st.stop()
 st.subheader("Metrics")
-table = cmp.coupling_table({r.name: r.result for r in view.runs if r.result is not None}, ev.results)
+table = summaries.coupling_table({r.name: r.result for r in view.runs if r.result is not None}, ev.results)
 st.dataframe(
     table,
     hide_index=True,
     key="metrics",
-    column_config={c: st.column_config.NumberColumn(format="%.3f") for c in cmp.COUPLING_COLUMNS[2:10]}
+    column_config={c: st.column_config.NumberColumn(format="%.3f") for c in summaries.COUPLING_COLUMNS[2:10]}
     | {"train s": st.column_config.NumberColumn(format="%.1f"), "steps/s": st.column_config.NumberColumn(format="%.0f"),
        "OT ms/batch": st.column_config.NumberColumn(format="%.1f")},
 )  # fmt: skip
 st.caption(
-    f"W2: adaptive (dopri5) samples against {cmp.EVALUATION_POINTS} held-out target points, beside the floor (W2 "
+    f"W2: adaptive (dopri5) samples against {evaluation_task.EVALUATION_POINTS} held-out target points, beside the floor (W2 "
     "between two target draws). Path length and straightness along 100-step Euler paths (straight paths: "
     "straightness 0). W2 @k: samples from k Euler steps (few-step quality). OT ms/batch: time of the pairing solve."
 )

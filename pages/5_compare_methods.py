@@ -13,6 +13,7 @@ from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import app_device, job_slot, user_errors
 from gft.core.couplings import COUPLINGS
 from gft.data import MODES
+from gft.evaluation import summaries
 from gft.viz import compare as figs
 from gft.viz.style import color_of
 
@@ -25,7 +26,7 @@ PARTICLES = 1000  # final samples per run: mode coverage and the sample panels
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def floor(target: str, n: int, seed: int) -> float:
-    return cmp.w2_floor(target, n, seed)
+    return summaries.w2_floor(target, n, seed)
 
 
 w.ensure_app_frame()
@@ -85,8 +86,8 @@ w2_floor = floor(ran.target, ran.eval_points, ran.seed)
 
 
 def curves_figure(view):
-    curves = cmp.method_curves({r.name: list(r.history) for r in view.runs})
-    return figs.method_curves_figure(curves, cmp.METHOD_LABELS, w2_floor), curves
+    curves = summaries.method_curves({r.name: list(r.history) for r in view.runs})
+    return figs.method_curves_figure(curves, summaries.METHOD_LABELS, w2_floor), curves
 
 
 @st.fragment(run_every=1.0)
@@ -118,12 +119,12 @@ st.caption(
 
 coverage = {}
 for r in view.runs:
-    method, _ = cmp.parse_run_name(r.name)
+    method, _ = summaries.parse_run_name(r.name)
     samples = r.latest.samples if r.latest is not None else None
-    coverage.setdefault(method, []).append(cmp.final_coverage(samples, ran.target))
-table = cmp.stability_table(curves, coverage if ran.target in MODES else None)
+    coverage.setdefault(method, []).append(summaries.final_coverage(samples, ran.target))
+table = summaries.stability_table(curves, coverage if ran.target in MODES else None)
 st.subheader("Stability and diversity")
-st.dataframe(cmp.mean_pm_std(table), hide_index=True, key="stability")
+st.dataframe(summaries.mean_pm_std(table), hide_index=True, key="stability")
 st.caption(
     "Mean ± std over seeds. Spearman: rank correlation of W2 with step (-1 is a steady descent); diff variance: "
     "variance of successive W2 differences; largest rise: the worst increase between two evaluations; "
@@ -135,8 +136,8 @@ st.subheader("Final samples")
 shown = st.radio("Seed", [s for s in range(ran.seed, ran.seed + slot.params["seeds"])], horizontal=True, key="shown_seed")
 samples, colors = {}, {}
 for method in cmp.COMPARED_METHODS:
-    run = view.run(cmp.run_name(method, shown))
-    label = cmp.METHOD_LABELS[method]
+    run = view.run(summaries.run_name(method, shown))
+    label = summaries.METHOD_LABELS[method]
     samples[label] = run.latest.samples if run.latest is not None else None
     colors[label] = color_of(method)
 st.plotly_chart(figs.sample_panels(samples, res.preset_points(ran.target), height=380, colors=colors), key="samples")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from gft.app import comparisons as cmp
+from gft.app import evaluation_task
 from gft.theory import exact_annealing as annealing
 from gft.theory import gaussian as gauss
 
@@ -75,7 +75,7 @@ def test_couplings_page_reads_the_url_and_reports_bad_schedules():
 
 
 def test_couplings_short_run_through_the_background_job(monkeypatch):
-    monkeypatch.setattr(cmp, "EVALUATION_POINTS", 200)  # the page reads it at run time
+    monkeypatch.setattr(evaluation_task, "EVALUATION_POINTS", 200)  # the page reads it at run time
     at = _app(COUPLINGS_PAGE, steps="20", batch="64", reg="5.0", seed="1")
     at.button(key="compare_couplings_start").click().run()
     assert not at.exception, at.exception

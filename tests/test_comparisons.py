@@ -14,7 +14,7 @@ import torch
 from gft.app import comparisons as cmp
 from gft.core.couplings import COUPLINGS
 from gft.core.training import TrainResult
-from gft.evaluation import probes
+from gft.evaluation import probes, summaries
 from gft.evaluation.result import Evaluation
 from gft.theory import exact_annealing as annealing
 from gft.theory import gaussian as gauss
@@ -78,8 +78,8 @@ def test_run_sets_share_seed_schedule_and_snapshot_noise():
     assert {(c.seed, c.schedule, c.steps) for c in configs} == {(7, s.schedule, 100)}
     assert s.monitor().particles == s.particles and s.monitor().eval_every == s.eval_every
     runs = cmp.method_runs(model, s, seeds=2)
-    assert sorted(runs) == sorted(cmp.run_name(m, k) for m in cmp.COMPARED_METHODS for k in (7, 8))
-    assert cmp.parse_run_name(cmp.run_name("scratch", 8)) == ("scratch", 8)
+    assert sorted(runs) == sorted(summaries.run_name(m, k) for m in cmp.COMPARED_METHODS for k in (7, 8))
+    assert summaries.parse_run_name(summaries.run_name("scratch", 8)) == ("scratch", 8)
     with pytest.raises(ValueError, match="seeds must be"):
         cmp.method_runs(model, s, seeds=0)
 
@@ -110,18 +110,18 @@ def _history(values, every=10, with_loss_rows=True):
 
 def test_stability_table_on_a_synthetic_history():
     histories = {
-        cmp.run_name("gft", 0): _history([4.0, 3.0, 2.0, 1.0]),
-        cmp.run_name("gft", 1): _history([4.0, 3.0, 3.5, 1.0]),
-        cmp.run_name("standard", 0): _history([4.0, 3.0, 5.0, 2.0, 7.0]),
-        cmp.run_name("standard", 1): _history([4.0, 2.0, 3.0, 1.0]),  # stopped early: compare the first 4
+        summaries.run_name("gft", 0): _history([4.0, 3.0, 2.0, 1.0]),
+        summaries.run_name("gft", 1): _history([4.0, 3.0, 3.5, 1.0]),
+        summaries.run_name("standard", 0): _history([4.0, 3.0, 5.0, 2.0, 7.0]),
+        summaries.run_name("standard", 1): _history([4.0, 2.0, 3.0, 1.0]),  # stopped early: compare the first 4
     }
-    curves = cmp.method_curves(histories)
+    curves = summaries.method_curves(histories)
     np.testing.assert_array_equal(curves["gft"].steps, [0, 10, 20, 30])
     np.testing.assert_array_equal(curves["standard"].steps, [0, 10, 20, 30])
     np.testing.assert_allclose(curves["gft"].mean, [4, 3, 2.75, 1])
     np.testing.assert_allclose(curves["gft"].high, [4, 3, 3.5, 1])
-    table = cmp.stability_table(curves, {"gft": [1.0, 0.5], "standard": [0.25, None]})
-    expected = ["method", "seeds"] + [c for k in cmp.STABILITY_NUMBERS for c in (k, f"{k} std")]
+    table = summaries.stability_table(curves, {"gft": [1.0, 0.5], "standard": [0.25, None]})
+    expected = ["method", "seeds"] + [c for k in summaries.STABILITY_NUMBERS for c in (k, f"{k} std")]
     assert list(table.columns) == expected
     gft = table[table["method"] == "GFT"].iloc[0]
     # Seed 0: a steady descent (rho -1, no rise, constant steps). Seed 1: rho -0.8, diffs -1, .5, -2.5.
@@ -133,23 +133,23 @@ def test_stability_table_on_a_synthetic_history():
     std = table[table["method"] == "standard fine-tuning"].iloc[0]
     assert std["largest rise"] == pytest.approx(1.5)  # seed 0: 3 -> 5 within the common steps; seed 1: 2 -> 3
     assert std["mode coverage"] == 0.25 and std["mode coverage std"] == 0
-    shown = cmp.mean_pm_std(table)
+    shown = summaries.mean_pm_std(table)
     assert shown.loc[0, "Spearman"] == "-0.9 ± 0.1"
 
 
 def test_stability_needs_three_points():
-    curves = cmp.method_curves({cmp.run_name("gft", 0): _history([2.0, 1.0])})
-    row = cmp.stability_table(curves).iloc[0]
+    curves = summaries.method_curves({summaries.run_name("gft", 0): _history([2.0, 1.0])})
+    row = summaries.stability_table(curves).iloc[0]
     assert np.isnan(row["Spearman"]) and row["final W2"] == 1.0
-    assert cmp.mean_pm_std(cmp.stability_table(curves)).loc[0, "Spearman"] == "n/a"
+    assert summaries.mean_pm_std(summaries.stability_table(curves)).loc[0, "Spearman"] == "n/a"
 
 
 def test_coupling_table_columns_and_units():
     result = TrainResult(steps=100, train_seconds=2.0, steps_per_second=50.0, final_loss=0.1, ot_seconds_per_batch=0.004)
     ev = Evaluation(kind="points", solver="dopri5", nfe=50, n_samples=500, w2=0.5, w2_floor=0.1, mmd=0.0, energy=0.0,
                     path_length=3.0, straightness=0.2, kinetic_energy=1.0, w2_by_steps={"1": 2.0, "2": 1.0, "4": 0.7, "8": 0.6})
-    table = cmp.coupling_table({"ot": result, "independent": result}, {"ot": ev})
-    assert tuple(table.columns) == cmp.COUPLING_COLUMNS
+    table = summaries.coupling_table({"ot": result, "independent": result}, {"ot": ev})
+    assert tuple(table.columns) == summaries.COUPLING_COLUMNS
     row = table.iloc[0]
     assert row["coupling"] == "ot" and row["W2"] == 0.5 and row["W2 @1"] == 2.0 and row["W2 @8"] == 0.6
     assert row["OT ms/batch"] == pytest.approx(4.0) and row["steps/s"] == 50.0
@@ -160,10 +160,10 @@ def test_final_coverage_only_for_mixtures():
     from gft.data import MODES, sample_distribution
 
     pts = sample_distribution("8gaussians", 800, 0).numpy()
-    assert cmp.final_coverage(pts, "8gaussians") == 1.0
+    assert summaries.final_coverage(pts, "8gaussians") == 1.0
     centre = MODES["8gaussians"][0][0].numpy()
-    assert cmp.final_coverage(np.tile(centre, (100, 1)), "8gaussians") == pytest.approx(1 / 8)
-    assert cmp.final_coverage(pts, "moons") is None
+    assert summaries.final_coverage(np.tile(centre, (100, 1)), "8gaussians") == pytest.approx(1 / 8)
+    assert summaries.final_coverage(pts, "moons") is None
 
 
 # ---- exact annealing between Gaussians ----------------------------------------------------------
