@@ -144,12 +144,12 @@ def _digits(results: dict, out: Path, report_path: Path) -> list[str]:
         return lines
     solver = e["rows"][0].get("solver") if e.get("rows") else None
     width = e.get("model", {}).get("width", "?")
-    lines += [f"The default convnet (`gft.tasks.digits.model_config()`, width {width}) pretrained on {e['source']} for "
+    lines += [f"The default convnet (`gft.tasks.digits.DigitsTask.model_config()`, width {width}) pretrained on {e['source']} for "
               f"{s['digits_pretrain_steps']} steps, then fine-tuned for {s['digits_steps']} steps at batch "
               f"{s['digits_batch']} towards {e['target']}; 'limited' uses {s['digits_limit']} target images. FD is the "
               f"Frechet distance in the features of the project's digits classifier ({s['digits_eval_n']} samples, "
               f"{'100-step ' + solver if solver == 'euler' else solver or 'the default solver'}) against the held-out "
-              "images, with the floor of real training images beside it; the curve uses `gft.tasks.digits.training_eval_fn` "
+              "images, with the floor of real training images beside it; the curve uses `gft.evaluation.images.training_fd` "
               "(a cheaper FD, comparable only with itself). NN ratio below 1 means memorisation.", ""]
     lines.append(table(["scenario", "method", "train images", "FD", "FD floor", "class entropy", "diversity",
                         "NN ratio", "Spearman", "largest rise", "reached 1.5x floor"],

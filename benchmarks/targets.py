@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from gft.constants import FLOOR_SEED_OFFSET, HELDOUT_SEED_OFFSET
 from gft.core.models import ModelConfig
 from gft.data import DISTRIBUTIONS, MODES, sample_distribution
 from gft.evaluation.monitors import heldout_w2
@@ -21,9 +22,10 @@ from gft.tasks.task import Task
 
 _ROTATED = re.compile(r"^(?P<base>[a-z0-9]+)_rot(?P<deg>-?\d+)$")
 
-# Seed offsets keep the training pool, the held-out set and the floor's second draw independent.
-HELD_OUT_OFFSET = 1_000_003
-FLOOR_OFFSET = 2_000_003
+# Seed offsets keep the training pool, the held-out set and the floor's second draw independent (the
+# held-out and floor offsets are the library's, so a registered target reads the same draws everywhere).
+HELD_OUT_OFFSET = HELDOUT_SEED_OFFSET
+FLOOR_OFFSET = FLOOR_SEED_OFFSET
 POOL_OFFSET = 100
 DEFAULT_SOURCE = "gaussian"  # any registered name: only its default 2D architecture is read
 

@@ -7,7 +7,7 @@
 The classifier is shipped in ``assets/digits_classifier.pt``; gft.evaluation.classifier checks it on
 load and never retrains it, so ``--classifier-only`` is the one way to rebuild it (about a minute; the
 models' FD depends on it, so rebuild it before them). A model run first checks the classifier, so a
-broken one fails before any training. Each model is the default digits convnet (gft.tasks.digits.model_config()) pretrained with plain
+broken one fails before any training. Each model is the default digits convnet (gft.tasks.digits.DigitsTask.model_config()) pretrained with plain
 flow matching, independent coupling, batch 128, seed 0, on ``digits:<name>``, and written as
 ``digits_pretrained_<name>.pt`` (a name the 2D asset glob ``pretrained_*.pt`` does not match).
 """

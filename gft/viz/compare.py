@@ -116,7 +116,7 @@ def sample_panels(
 
 # ---- curves -------------------------------------------------------------------------------
 def method_curves_figure(curves: dict, labels: dict[str, str] | None = None, floor: float | None = None) -> go.Figure:
-    """Mean W2 against step per method with a min-max band over seeds (``gft.app.comparisons.MethodCurves``)."""
+    """Mean W2 against step per method with a min-max band over seeds (``gft.evaluation.summaries.MethodCurves``)."""
     labels = labels or {}
     fig = go.Figure()
     for method, c in curves.items():
