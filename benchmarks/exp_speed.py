@@ -17,6 +17,7 @@ import torch
 
 from benchmarks.finetune2d import MODEL
 from benchmarks.settings import Settings
+from gft.constants import POINTS_POOL
 from gft.core.couplings import Coupling
 from gft.core.device import describe_device, resolve_device
 from gft.core.models import MLPFlow, build_seeded
@@ -150,7 +151,7 @@ def _trainer_steps_per_second(pool, coupling: str, method: str, settings: Settin
 
 
 def training_speed(settings: Settings, device: torch.device) -> dict:
-    pool = sample_distribution(TARGET, 20_000, 0)
+    pool = sample_distribution(TARGET, POINTS_POOL, 0)
     has_cfm, cfm_note = torchcfm_status()
     loops: dict[str, Callable[[int], float]] = {}
     for coupling in ("independent", "ot"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 
+from gft.constants import POINTS_POOL
+
 SCHEDULES = ("stages:10,0.5,5", "cosine:10", "linear:5")
 EXPERIMENTS = ("stability", "couplings", "limited_data", "digits", "speed", "robustness")
 
@@ -88,7 +90,7 @@ def full(workers: int = 2) -> Settings:
         seeds=5,
         threads=1,
         workers=workers,
-        pool_size=20_000,
+        pool_size=POINTS_POOL,
         pretrain_steps=3000,
         batch=256,
         stability_shifts=("gaussian->25gaussians", "moons->moons_rot40", "moons->8gaussians", "circles->checkerboard"),

@@ -15,3 +15,4 @@ FLOOR_SEED_OFFSET = 2_000_003  # a second independent target draw: the noise flo
 POINTS_POOL = 20_000  # training points drawn from a registered 2D distribution
 HELDOUT_POINTS = 2_000  # held-out points of a registered 2D distribution
 FEW_STEPS = (1, 2, 4, 8)  # Euler step counts of the few-step quality columns
+MAX_MEASURED_POINTS = 20_000  # samples behind one training-time measurement (exact W2 costs n^2 memory)

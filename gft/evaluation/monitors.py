@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from gft.constants import EVAL_SEED_OFFSET, SNAPSHOT_SEED_OFFSET
+from gft.constants import EVAL_SEED_OFFSET, MAX_MEASURED_POINTS, SNAPSHOT_SEED_OFFSET
 from gft.core.device import model_device
 from gft.core.models import FlowModel
 from gft.core.sampling import noise, sample_ode
@@ -33,8 +33,8 @@ def _fixed_noise(n: int, shape: tuple[int, ...], seed: int) -> Callable[[torch.d
 
 def heldout_w2(reference: torch.Tensor, n: int, seed: int) -> Callable[[FlowModel], float]:
     """W2 of ``n`` 50-step Euler samples against ``reference`` (held-out target draws)."""
-    if not 2 <= n <= 20_000:
-        raise ValueError(f"eval points must be in [2, 20000], got {n}")
+    if not 2 <= n <= MAX_MEASURED_POINTS:
+        raise ValueError(f"eval points must be in [2, {MAX_MEASURED_POINTS}], got {n}")
     draws = _fixed_noise(n, tuple(reference.shape[1:]), seed + EVAL_SEED_OFFSET)
 
     def w2(model: FlowModel) -> float:
@@ -46,8 +46,8 @@ def heldout_w2(reference: torch.Tensor, n: int, seed: int) -> Callable[[FlowMode
 
 def trajectories(n: int, shape: tuple[int, ...], seed: int, steps: int) -> Callable[[FlowModel], np.ndarray]:
     """Euler trajectories ``(steps + 1, n, *shape)`` (float32 numpy) of the particles an animation follows."""
-    if not 1 <= n <= 20_000:
-        raise ValueError(f"particles must be in [1, 20000], got {n}")
+    if not 1 <= n <= MAX_MEASURED_POINTS:
+        raise ValueError(f"particles must be in [1, {MAX_MEASURED_POINTS}], got {n}")
     if not 1 <= steps <= 1000:
         raise ValueError(f"trajectory steps must be in [1, 1000], got {steps}")
     draws = _fixed_noise(n, shape, seed + SNAPSHOT_SEED_OFFSET)

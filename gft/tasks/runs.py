@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gft.constants import MAX_MEASURED_POINTS
 from gft.core.models import FlowModel, ModelConfig
 from gft.core.training import Hook, TrainConfig, Trainer
 from gft.evaluation.monitors import trajectories
@@ -45,10 +46,10 @@ class Monitor:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
-        if not isinstance(self.eval_points, int) or not 2 <= self.eval_points <= 20_000:
-            raise ValueError(f"eval_points must be an integer in [2, 20000], got {self.eval_points!r}")
-        if not isinstance(self.particles, int) or self.particles > 20_000:
-            raise ValueError(f"particles must be an integer in [0, 20000], got {self.particles!r}")
+        if not isinstance(self.eval_points, int) or not 2 <= self.eval_points <= MAX_MEASURED_POINTS:
+            raise ValueError(f"eval_points must be an integer in [2, {MAX_MEASURED_POINTS}], got {self.eval_points!r}")
+        if not isinstance(self.particles, int) or self.particles > MAX_MEASURED_POINTS:
+            raise ValueError(f"particles must be an integer in [0, {MAX_MEASURED_POINTS}], got {self.particles!r}")
         if not isinstance(self.trajectory_steps, int) or not 1 <= self.trajectory_steps <= 1000:
             raise ValueError(f"trajectory_steps must be an integer in [1, 1000], got {self.trajectory_steps!r}")
 
