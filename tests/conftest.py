@@ -1,12 +1,26 @@
+"""Shared fixtures and the few helpers that call the library's training and CLI entry points.
+
+Shared fixtures live here only. Tests train through :func:`fit` (the Trainer) or :func:`run_cli`
+(``gft.cli.main`` in this process), so a change of those APIs is adapted in one place.
+"""
+
+import contextlib
+import io
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from gft.cli import main as cli_main  # noqa: E402
+from gft.core.training import TrainConfig, Trainer  # noqa: E402
+from gft.theory.gaussian import Gaussian  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +29,116 @@ def _few_threads():
     # OT worker thread and the app's background jobs (measured 17 ms vs 200+ ms per step under load).
     torch.set_num_threads(1)
     yield
+
+
+# ---------------------------------------------------------------- library entry points
+
+
+def fit(model, data, pretrained=None, *, eval_target=None, eval_fn=None, callback=None, **config):
+    """Train ``model`` on ``data`` with ``TrainConfig(**config)``; returns ``(trained model, result)``.
+
+    Defaults: CPU, seed 0, no evaluation. The trained model is the Trainer's (``model`` may or may not be
+    the same object, depending on whether the Trainer copies it).
+    """
+    settings = dict(device="cpu", seed=0, eval_every=0)
+    settings.update(config)
+    trainer = Trainer(model, data, TrainConfig(**settings), pretrained, eval_target, eval_fn=eval_fn)
+    try:
+        result = trainer.run(callback=callback)
+    finally:
+        trainer.close()
+    return trainer.model, result
+
+
+@dataclass(frozen=True)
+class CliRun:
+    code: int
+    out: str
+    err: str
+
+
+def run_cli(argv: list, capsys=None) -> CliRun:
+    """``gft.cli.main(argv)`` in this process: its exit code (argparse's SystemExit included) and output.
+
+    With ``capsys`` the output is read from pytest's capture; without (session fixtures), it is
+    redirected here.
+    """
+    argv = [str(a) for a in argv]
+    if capsys is not None:
+        capsys.readouterr()
+        code = _exit_code(argv)
+        captured = capsys.readouterr()
+        return CliRun(code, captured.out, captured.err)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = _exit_code(argv)
+    return CliRun(code, out.getvalue(), err.getvalue())
+
+
+def _exit_code(argv: list[str]) -> int:
+    try:
+        return cli_main(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+def cli_ok(argv: list, capsys=None) -> str:
+    """Run the CLI, require success without a traceback, and return stdout."""
+    run = run_cli(argv, capsys)
+    assert run.code == 0, run.err
+    assert "Traceback" not in run.err
+    return run.out
+
+
+# ---------------------------------------------------------------- Gaussian runs through the CLI
+
+# Two Gaussians far apart (means 4.5 apart, different shapes): the terminal laws of GFT at different
+# lambdas, of plain fine-tuning and of the wrong blends are all far from each other (see the tests).
+GAUSS_PRE = Gaussian(np.array([-2.0, 1.0]), np.array([[0.4, 0.15], [0.15, 0.3]]))
+GAUSS_TARGET = Gaussian(np.array([2.0, -1.0]), np.array([[1.5, -0.5], [-0.5, 1.0]]))
+GAUSS_TAU = 3.0  # lambda = 0.75; the wrong mapping 1 / (1 + tau) = 0.25 is far from it
+# 1000 Adam steps at lr 1e-3, batch 512: mean and covariance within ~0.02-0.09 of the closed form
+# (seeded runs, measured); 600 steps at lr 2e-3 left ~0.17 and made the margins thin.
+GAUSS_TRAIN = ["--steps", 1000, "--batch", 512, "--lr", "1e-3", "--eval-every", 0, "--seed", 0, "--json"]
+
+
+@pytest.fixture(scope="session")
+def gaussian_checkpoints(tmp_path_factory) -> dict[str, Path]:
+    """Through the CLI: a score-head MLP pretrained on a ``file:`` of GAUSS_PRE samples, then fine-tuned on
+    GAUSS_TARGET samples by GFT at ``constant:GAUSS_TAU`` and by standard fine-tuning (about 10 s)."""
+    folder = tmp_path_factory.mktemp("gaussians")
+    rng = np.random.default_rng(0)
+    np.save(folder / "pre.npy", GAUSS_PRE.sample(10_000, rng).astype(np.float32))
+    np.save(folder / "target.npy", GAUSS_TARGET.sample(10_000, rng).astype(np.float32))
+    paths = {name: folder / f"{name}.pt" for name in ("pre", "gft", "standard")}
+    cli_ok(["pretrain", "--data", f"file:{folder / 'pre.npy'}", "--width", 64, "--depth", 2, "--score-head",
+            "--out", paths["pre"], *GAUSS_TRAIN])
+    tune = ["finetune", "--base", paths["pre"], "--data", f"file:{folder / 'target.npy'}", *GAUSS_TRAIN]
+    cli_ok([*tune, "--method", "gft", "--schedule", f"constant:{GAUSS_TAU:g}", "--out", paths["gft"]])
+    cli_ok([*tune, "--method", "standard", "--out", paths["standard"]])
+    return paths
+
+
+# ---------------------------------------------------------------- digits
+
+
+@pytest.fixture(scope="session")
+def digits_gft():
+    """The shipped digits 0-4 model and a seeded GFT fine-tune of it on 5-9 (300 steps, CPU, ~10 s).
+
+    Starting from the shipped checkpoint skips a pretraining run; pretraining from scratch is covered by
+    a slow test in test_images.py.
+    """
+    from gft.core.checkpoints import load_checkpoint
+    from gft.core.models import build_model
+    from gft.tasks import digits as images
+
+    pretrained = load_checkpoint(ROOT / "assets" / "digits_pretrained_0-4.pt").model
+    train_x, held_x = images.target_sets("digits:5-9", seed=0)
+    steps = 300
+    tuned, result = fit(
+        build_model(pretrained.config), train_x, pretrained, eval_target=held_x,
+        eval_fn=images.training_eval_fn("digits:5-9", 0), callback=lambda snap: None,  # a callback records step 0's FD
+        method="gft", steps=steps, batch=64, lr=2e-3, schedule="stages:10,0.5,3", eval_every=steps,
+    )
+    return pretrained, tuned, result

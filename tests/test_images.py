@@ -12,7 +12,7 @@ import torch
 from gft.cli import main
 from gft.core.checkpoints import save_checkpoint
 from gft.core.couplings import Coupling, pairing_cost
-from gft.core.models import FlowModel, ModelConfig, build_model
+from gft.core.models import FlowModel, ModelConfig, build_model, build_seeded
 from gft.core.training import TrainConfig, Trainer
 from gft.data.digits import (
     N_CLASSES,
@@ -29,11 +29,13 @@ from gft.evaluation import classifier as clf
 from gft.evaluation.image_metrics import frechet_distance, mean_pairwise_distance, nn_distance_ratio
 from gft.tasks import digits as images
 
-# Small enough for the default suite on a shared 2-core CPU, large enough to learn 5 digits.
+from conftest import fit
+
+# The slow pretraining test: small enough for a shared 2-core CPU, large enough to learn 5 digits.
+# (The quick tier fine-tunes the shipped 0-4 model: the digits_gft fixture in conftest.py.)
 TEST_WIDTH = 16
 TEST_BATCH = 64
 PRETRAIN_STEPS = 600
-GFT_STEPS = 400
 
 
 # ---------------------------------------------------------------- specs, transforms, split
@@ -245,35 +247,15 @@ class CopyingFlow(FlowModel):
 # ---------------------------------------------------------------- end to end: GFT 0-4 -> 5-9
 
 
-@pytest.fixture(scope="module")
-def digits_models():
-    """A short pretrain on digits 0-4 and a GFT fine-tune of it on 5-9 (seeded, CPU)."""
-    # The suite shares 2 cores with other jobs: with 2 intra-op threads, OpenMP spin contention made
-    # these small convolutions up to 30x slower in measurements; one thread is steady.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train_digits_models()
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_digits_models():
-    pre_train, pre_held = images.target_sets("digits:0-4", seed=0)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        base = build_model(images.model_config(width=TEST_WIDTH))
-    cfg = TrainConfig(method="pretrain", steps=PRETRAIN_STEPS, batch=TEST_BATCH, lr=2e-3, seed=0, eval_every=0, device="cpu")
-    trainer = Trainer(base, pre_train, cfg, eval_target=pre_held)
-    trainer.run()
-    pretrained = trainer.model
-    ft_train, ft_held = images.target_sets("digits:5-9", seed=0)
-    cfg = TrainConfig(
-        method="gft", steps=GFT_STEPS, batch=TEST_BATCH, lr=2e-3, seed=0, schedule="stages:10,0.5,3", eval_every=GFT_STEPS, device="cpu"
-    )
-    trainer = Trainer(build_model(pretrained.config), ft_train, cfg, pretrained, ft_held, eval_fn=images.training_eval_fn("digits:5-9", 0))
-    result = trainer.run(callback=lambda snap: None)  # a callback also records the FD at step 0
-    return pretrained, trainer.model, result
+@pytest.mark.slow
+def test_pretraining_from_scratch_draws_the_pretraining_digits():
+    """What the shipped digits_pretrained_0-4.pt stands for in the quick tier: a short seeded pretrain."""
+    train_x, held_x = images.target_sets("digits:0-4", seed=0)
+    model, _ = fit(build_seeded(images.model_config(width=TEST_WIDTH), 0), train_x, eval_target=held_x,
+                   method="pretrain", steps=PRETRAIN_STEPS, batch=TEST_BATCH, lr=2e-3)
+    own = images.evaluate_images(model, "digits:0-4", n=300, seed=0)
+    assert own["target_fraction"] > 0.7
+    assert images.evaluate_images(model, "digits:5-9", n=300, seed=0)["target_fraction"] < 0.3
 
 
 def _finite(value) -> bool:
@@ -284,8 +266,8 @@ def _finite(value) -> bool:
     return math.isfinite(value)
 
 
-def test_gft_moves_samples_to_the_new_classes(digits_models):
-    pretrained, tuned, result = digits_models
+def test_gft_moves_samples_to_the_new_classes(digits_gft):
+    pretrained, tuned, result = digits_gft
     before = images.evaluate_images(pretrained, "digits:5-9", n=300, seed=0)
     after = images.evaluate_images(tuned, "digits:5-9", n=300, seed=0)
     json.dumps(after)  # JSON-able as the CLI prints it
@@ -303,8 +285,8 @@ def test_gft_moves_samples_to_the_new_classes(digits_models):
     assert len(history_fd) == 2 and history_fd[-1] < history_fd[0]  # the cheap training FD dropped
 
 
-def test_memorisation_metric_flags_a_copying_model(digits_models):
-    _, tuned, _ = digits_models
+def test_memorisation_metric_flags_a_copying_model(digits_gft):
+    _, tuned, _ = digits_gft
     ten = digit_set(parse_digits_spec("digits:5-9"), "train", limit=10, seed=0)
     copier = CopyingFlow(to_model_scale(ten.pixels))
     copied = images.evaluate_images(copier, "digits:5-9", n=200, seed=0, limit=10, train_seed=0)
@@ -314,8 +296,8 @@ def test_memorisation_metric_flags_a_copying_model(digits_models):
     assert copied["diversity"] < honest["diversity"]
 
 
-def test_cli_sample_and_evaluate_an_image_checkpoint(digits_models, tmp_path, capsys):
-    _, tuned, _ = digits_models
+def test_cli_sample_and_evaluate_an_image_checkpoint(digits_gft, tmp_path, capsys):
+    _, tuned, _ = digits_gft
     ckpt = tmp_path / "digits59.pt"
     save_checkpoint(ckpt, tuned, "digits:5-9", TrainConfig(method="gft", seed=0).to_dict(), {"limit": None})
     out, traj = tmp_path / "s.npy", tmp_path / "traj.npy"
