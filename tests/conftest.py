@@ -18,15 +18,20 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from gft.cli import main as cli_main  # noqa: E402
-from gft.core.training import TrainConfig, Trainer  # noqa: E402
-from gft.theory.gaussian import Gaussian  # noqa: E402
+from gft.cli import main as cli_main
+from gft.core.training import TrainConfig, Trainer
+from gft.theory.gaussian import Gaussian
+
+
+# Small models on a shared 2-core machine: one intra-op thread avoids oversubscription with the OT
+# worker thread and the app's background jobs (measured 17 ms vs 200+ ms per step under load). Set at
+# import for the session- and module-scoped fixtures (set up before any function fixture), and again
+# before every test in case one changed it.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)
 def _few_threads():
-    # Small models on a shared 2-core machine: one intra-op thread avoids oversubscription with the
-    # OT worker thread and the app's background jobs (measured 17 ms vs 200+ ms per step under load).
     torch.set_num_threads(1)
     yield
 

@@ -51,8 +51,8 @@ def exact_endpoint(x0: torch.Tensor) -> torch.Tensor:
 
 
 # Steps and tolerance per solver: its global error on this field is a few times below the tolerance
-# (Euler is first order), and the tolerance is 60x below the smallest miss of a wrong convention.
-SOLVER_STEPS = {"euler": (1000, 1e-2), "heun": (100, 1e-3), "midpoint": (100, 1e-3), "rk4": (20, 1e-3), "dopri5": (1, 1e-3)}
+# (Euler is first order), and the tolerance is >= 30x below the smallest miss of a wrong convention.
+SOLVER_STEPS = {"euler": (500, 2e-2), "heun": (100, 1e-3), "midpoint": (100, 1e-3), "rk4": (20, 1e-3), "dopri5": (1, 1e-3)}
 
 
 @pytest.mark.parametrize("solver", FIXED_SOLVERS + TORCHDIFFEQ_SOLVERS)
@@ -75,8 +75,8 @@ def test_every_solver_integrates_a_known_field_from_t0_to_t1(solver):
 
 def test_sde_without_diffusion_is_the_euler_flow_from_t0_to_t1():
     x0 = torch.randn(16, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    res = sample_sde(LinearField(), x0, 1000, diffusion=0.0)
-    torch.testing.assert_close(res.x, exact_endpoint(x0), atol=1e-2, rtol=0)
+    res = sample_sde(LinearField(), x0, 500, diffusion=0.0)
+    torch.testing.assert_close(res.x, exact_endpoint(x0), atol=2e-2, rtol=0)
 
 
 def test_the_path_runs_from_noise_at_t0_to_data_at_t1():
@@ -135,6 +135,6 @@ def test_torchdiffeq_is_used_in_gft_core_sampling_only():
     users = []
     for path in sorted((ROOT / "gft").rglob("*.py")):
         code = "\n".join(line.split("#", 1)[0] for line in path.read_text().splitlines())
-        if re.search(r"^\s*(from|import)\s+torchdiffeq\b|\bodeint\s*\(", code, re.M):
+        if re.search(r"^\s*(from|import)\s+torchdiffeq\b|\bodeint\s*\(", code, re.MULTILINE):
             users.append(path.relative_to(ROOT).as_posix())
     assert users == ["gft/core/sampling.py"]

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import fit
 
 from gft.cli import main
 from gft.core.checkpoints import save_checkpoint
@@ -28,8 +29,6 @@ from gft.data.digits import (
 from gft.evaluation import classifier as clf
 from gft.evaluation.image_metrics import frechet_distance, mean_pairwise_distance, nn_distance_ratio
 from gft.tasks import digits as images
-
-from conftest import fit
 
 # The slow pretraining test: small enough for a shared 2-core CPU, large enough to learn 5 digits.
 # (The quick tier fine-tunes the shipped 0-4 model: the digits_gft fixture in conftest.py.)
