@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, cli_ok, run_cli
 
 from gft.core.checkpoints import load_checkpoint, save_checkpoint
 from gft.core.models import MLPFlow, ModelConfig
-
-from conftest import ROOT, cli_ok, run_cli
 
 
 def last_json(stdout: str) -> dict:
