@@ -140,6 +140,17 @@ def test_bad_inputs_fail_with_one_clear_line(bad_input_dir, case, capsys):
     assert set(bad_input_dir.iterdir()) == before
 
 
+def test_module_entry_point_exits_with_mains_code(tmp_path, monkeypatch, capsys):
+    # What `python -m gft` runs (gft/__main__.py), in this process; the slow tests below use a real one.
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["gft", "pretrain", "--data", "nosuchdata", "--steps", "1", "--out", str(tmp_path / "o.pt")])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("gft", run_name="__main__")
+    assert exc.value.code == 1
+    check_one_clear_line(1, *capsys.readouterr(), "unknown data")
+
+
 # ---------------------------------------------------------------- the real `python -m gft`
 
 
