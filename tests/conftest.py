@@ -18,8 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from gft.cli import main as cli_main
-from gft.core.training import TrainConfig, Trainer
 from gft.theory.gaussian import Gaussian
 
 
@@ -45,6 +43,8 @@ def fit(model, data, pretrained=None, *, eval_target=None, eval_fn=None, callbac
     Defaults: CPU, seed 0, no evaluation. The trained model is the Trainer's (``model`` may or may not be
     the same object, depending on whether the Trainer copies it).
     """
+    from gft.core.training import TrainConfig, Trainer  # imported here: a broken trainer fails its tests only
+
     settings = dict(device="cpu", seed=0, eval_every=0)
     settings.update(config)
     trainer = Trainer(model, data, TrainConfig(**settings), pretrained, eval_target, eval_fn=eval_fn)
@@ -81,6 +81,8 @@ def run_cli(argv: list, capsys=None) -> CliRun:
 
 
 def _exit_code(argv: list[str]) -> int:
+    from gft.cli import main as cli_main  # imported here: a broken CLI fails its tests only
+
     try:
         return cli_main(argv)
     except SystemExit as exc:
