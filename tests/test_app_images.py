@@ -13,14 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from streamlit.testing.v1 import AppTest
 
 from gft.app.downloads import metrics_csv
 from gft.core.training import Snapshot
 from gft.data.digits import to_model_scale
 from gft.viz import images as fi
-
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "pages/7_images.py"
@@ -100,12 +98,6 @@ def test_metrics_csv_has_a_row_per_run():
 
 
 # ---- the page -------------------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)  # what app.py does on CPU
-    yield
-
-
 def page(params: dict | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / PAGE), default_timeout=120)
     for key, value in (params or {}).items():

@@ -168,18 +168,9 @@ def check_quick_outputs(out: Path, report_path: Path) -> None:
     for row in ld["summary"]:
         assert 0.0 <= row["mode_coverage"]["mean"] <= 1.0 and row["nn_distance_ratio"]["mean"] > 0
 
-    dg = ex["digits"]
-    try:
-        import gft.tasks.digits  # noqa: F401
-
-        has_images = True
-    except ImportError:
-        has_images = False
-    if has_images:
-        assert dg["status"] == "ok", dg.get("errors") or dg.get("reason")
-        assert all(_finite(r["fd"]) for r in dg["summary"])
-    else:
-        assert dg["status"] == "skipped" and dg["reason"]
+    dg = ex["digits"]  # scikit-learn's digits are a hard dependency: never skipped
+    assert dg["status"] == "ok", dg.get("errors") or dg.get("reason")
+    assert all(_finite(r["fd"]) for r in dg["summary"])
 
     sp = ex["speed"]
     assert sp["status"] == "ok", sp.get("reason")
@@ -190,13 +181,17 @@ def check_quick_outputs(out: Path, report_path: Path) -> None:
     assert all(r["seconds"] > 0 for r in sp["sampling"])
 
     rb = ex["robustness"]
-    assert rb["status"] in ("ok", "partial") and rb["total"] >= 8
+    # "partial" means at least one robustness check failed (benchmarks/run.py): never acceptable. Quick
+    # mode leaves the AppTest sessions check out (it is not run, so not listed), it does not fail it.
+    failed = [c for c in rb.get("checks", []) if not c["passed"]]
+    assert rb["status"] == "ok" and not failed, failed or rb.get("reason")
+    assert rb["passed"] == rb["total"] >= 8
     for check in rb["checks"]:
-        assert isinstance(check["passed"], bool) and check["message"]
+        assert check["passed"] is True and check["message"]
     by_name = {c["check"]: c for c in rb["checks"]}
-    bad_data = [c for name, c in by_name.items() if name.startswith("cli bad data")]
-    assert len(bad_data) == 5 and all(c["passed"] for c in bad_data), bad_data
-    assert by_name["stop event mid-way (Trainer.run)"]["passed"]
+    assert len([name for name in by_name if name.startswith("cli bad data")]) == 5
+    assert len([name for name in by_name if name.startswith("cli SIGKILL mid-training")]) == 3
+    assert "stop event mid-way (Trainer.run)" in by_name
 
     for name in results["files"]["csv"]:
         lines = (out / name).read_text().splitlines()

@@ -1,7 +1,8 @@
-"""The command-line contract, through real subprocesses: ``python -m gft pretrain|finetune|sample|evaluate``.
+"""The command-line contract: ``python -m gft pretrain|finetune|sample|evaluate``.
 
-Each call pays the import of torch and POT (seconds), so the calls are few: one pipeline (which
-pretrains on a user .csv) and one parametrised test of bad inputs.
+The contract is tested through ``gft.cli.main(argv)`` in this process (a subprocess pays seconds of
+torch and POT imports per call); two slow tests run the real ``python -m gft`` to check the entry point,
+exit codes and the one-line error on a real stderr.
 """
 
 from __future__ import annotations
@@ -16,43 +17,31 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT, cli_ok, run_cli
 
 from gft.core.checkpoints import load_checkpoint, save_checkpoint
 from gft.core.models import MLPFlow, ModelConfig
 
-ROOT = Path(__file__).resolve().parents[1]
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    return subprocess.run(
-        [sys.executable, "-m", "gft", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-def last_json(proc: subprocess.CompletedProcess) -> dict:
-    assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def test_pipeline_pretrain_on_a_user_file_finetune_sample_evaluate(tmp_path):
+def test_pipeline_pretrain_on_a_user_file_finetune_sample_evaluate(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # relative paths, as a user types them
     # A user .csv (with a header row) as the pretraining data: a tilted Gaussian blob.
     rng = np.random.default_rng(0)
     pts = rng.normal(size=(400, 2)) * [1.0, 0.3] + [1.0, -2.0]
     (tmp_path / "pts.csv").write_text("x,y\n" + "\n".join(f"{a:.6f},{b:.6f}" for a, b in pts) + "\n")
-    pre = last_json(
-        run_cli(["pretrain", "--data", "file:pts.csv", "--steps", "200", "--batch", "128", "--width", "32", "--depth", "2",
-                 "--eval-every", "100", "--out", "pre.pt", "--json"], tmp_path)
-    )
-    assert pre["steps"] == 200 and pre["command"] == "pretrain"
-    assert [row["step"] for row in pre["history"] if "w2" in row] == [0, 100, 200]
+    pre = last_json(cli_ok(["pretrain", "--data", "file:pts.csv", "--steps", "100", "--batch", "128", "--width", "32",
+                            "--depth", "2", "--eval-every", "50", "--out", "pre.pt", "--json"], capsys))
+    assert pre["steps"] == 100 and pre["command"] == "pretrain"
+    assert [row["step"] for row in pre["history"] if "w2" in row] == [0, 50, 100]
     assert load_checkpoint(tmp_path / "pre.pt").data == "file:pts.csv"
 
-    ft = last_json(
-        run_cli(["finetune", "--base", "pre.pt", "--data", "8gaussians", "--method", "gft", "--schedule", "stages:10,0.5,5",
-                 "--coupling", "ot", "--steps", "200", "--batch", "128", "--eval-every", "100", "--out", "ft.pt", "--json"], tmp_path)
-    )
+    ft = last_json(cli_ok(["finetune", "--base", "pre.pt", "--data", "8gaussians", "--method", "gft", "--schedule",
+                           "stages:10,0.5,5", "--coupling", "ot", "--steps", "200", "--batch", "128", "--eval-every", "100",
+                           "--out", "ft.pt", "--json"], capsys))
     assert ft["steps"] == 200
     assert ft["train_seconds"] > 0 and ft["steps_per_second"] > 0
     assert math.isfinite(ft["final_loss"])
@@ -70,10 +59,8 @@ def test_pipeline_pretrain_on_a_user_file_finetune_sample_evaluate(tmp_path):
     assert all(row["w2"] > 0 for row in history if "w2" in row)
     assert history[-1]["w2"] < history[0]["w2"]  # moved towards the new target
 
-    out = last_json(
-        run_cli(["sample", "--model", "ft.pt", "--n", "300", "--solver", "euler", "--steps", "4", "--seed", "3",
-                 "--out", "s.npy", "--trajectory", "traj.npy", "--json"], tmp_path)
-    )
+    out = last_json(cli_ok(["sample", "--model", "ft.pt", "--n", "300", "--solver", "euler", "--steps", "4", "--seed", "3",
+                            "--out", "s.npy", "--trajectory", "traj.npy", "--json"], capsys))
     assert out["nfe"] == 4 and out["shape"] == [300, 2]
     samples, traj = np.load(tmp_path / "s.npy"), np.load(tmp_path / "traj.npy")
     assert samples.dtype == np.float32 and samples.shape == (300, 2)
@@ -81,7 +68,7 @@ def test_pipeline_pretrain_on_a_user_file_finetune_sample_evaluate(tmp_path):
     np.testing.assert_array_equal(traj[-1], samples)
     assert np.isfinite(samples).all()
 
-    ev = last_json(run_cli(["evaluate", "--model", "ft.pt", "--data", "8gaussians", "--n", "300", "--json"], tmp_path))
+    ev = last_json(cli_ok(["evaluate", "--model", "ft.pt", "--data", "8gaussians", "--n", "300", "--json"], capsys))
     for key in ("w2", "w2_floor", "mmd", "path_length", "straightness", "nfe", "w2_by_steps"):
         assert key in ev, key
     assert set(ev["w2_by_steps"]) == {"1", "2", "4", "8"}
@@ -90,12 +77,20 @@ def test_pipeline_pretrain_on_a_user_file_finetune_sample_evaluate(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ft.pt", "pre.pt", "pts.csv", "s.npy", "traj.npy"]
 
 
+def test_progress_lines_without_json(tmp_path, capsys):
+    out = cli_ok(["pretrain", "--data", "moons", "--steps", "20", "--batch", "32", "--width", "16", "--depth", "1",
+                  "--eval-every", "0", "--out", tmp_path / "m.pt"], capsys)
+    lines = out.strip().splitlines()
+    assert lines[0].split()[:2] == ["step", "0/20"] and any(line.startswith("step     20/20") for line in lines)
+    assert "steps: 20" in lines and not any(line.startswith("{") for line in lines)
+
+
 def _write_csv(path: Path, rows: list[list[str]]) -> None:
     path.write_text("\n".join(",".join(r) for r in rows) + "\n")
 
 
 @pytest.fixture
-def bad_input_dir(tmp_path: Path) -> Path:
+def bad_input_dir(tmp_path: Path, monkeypatch) -> Path:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = MLPFlow(ModelConfig(width=16, depth=1))
@@ -105,6 +100,7 @@ def bad_input_dir(tmp_path: Path) -> Path:
     _write_csv(tmp_path / "three.csv", [r + ["0.5"] for r in good])
     _write_csv(tmp_path / "few.csv", good[:5])
     np.save(tmp_path / "points.npy", np.asarray(good, dtype=np.float32))
+    monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
@@ -122,18 +118,66 @@ BAD_INPUTS = {
 }
 
 
+def check_one_clear_line(code: int, out: str, err: str, message: str) -> None:
+    assert code != 0
+    assert "Traceback" not in err and "Traceback" not in out
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gft"), lines[0]
+    assert message in lines[0], lines[0]
+
+
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
-def test_bad_inputs_fail_with_one_clear_line(bad_input_dir, case):
+def test_bad_inputs_fail_with_one_clear_line(bad_input_dir, case, capsys):
     if case == "cuda without a GPU" and torch.cuda.is_available():
         pytest.skip("a GPU is present")
     args, message = BAD_INPUTS[case]
     before = set(bad_input_dir.iterdir())
-    proc = run_cli(args, bad_input_dir, timeout=120)
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("gft"), lines[0]
-    assert message in lines[0], lines[0]
+    run = run_cli(args, capsys)
+    check_one_clear_line(run.code, run.out, run.err, message)
+    assert run.code == (2 if case.startswith("argparse") else 1)
     # Nothing written: no output, no temporary file.
+    assert set(bad_input_dir.iterdir()) == before
+
+
+def test_module_entry_point_exits_with_mains_code(tmp_path, monkeypatch, capsys):
+    # What `python -m gft` runs (gft/__main__.py), in this process; the slow tests below use a real one.
+    import runpy
+
+    monkeypatch.setattr(sys, "argv", ["gft", "pretrain", "--data", "nosuchdata", "--steps", "1", "--out", str(tmp_path / "o.pt")])
+    with pytest.raises(SystemExit) as exc:
+        runpy.run_module("gft", run_name="__main__")
+    assert exc.value.code == 1
+    check_one_clear_line(1, *capsys.readouterr(), "unknown data")
+
+
+# ---------------------------------------------------------------- the real `python -m gft`
+
+
+def run_module(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "gft", *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.slow
+def test_python_m_gft_trains_and_samples(tmp_path):
+    proc = run_module(["pretrain", "--data", "moons", "--steps", "20", "--batch", "32", "--width", "16", "--depth", "1",
+                       "--eval-every", "0", "--out", "m.pt", "--json"], tmp_path)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert last_json(proc.stdout)["steps"] == 20
+    proc = run_module(["sample", "--model", "m.pt", "--n", "10", "--solver", "heun", "--steps", "3", "--out", "s.npy", "--json"],
+                      tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert last_json(proc.stdout)["nfe"] == 6 and np.load(tmp_path / "s.npy").shape == (10, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["NaN rows", "argparse: steps 0"])
+def test_python_m_gft_bad_input_is_one_line_on_stderr(bad_input_dir, case):
+    args, message = BAD_INPUTS[case]
+    before = set(bad_input_dir.iterdir())
+    proc = run_module(args, bad_input_dir, timeout=120)
+    check_one_clear_line(proc.returncode, proc.stdout, proc.stderr, message)
+    assert proc.returncode == (2 if case.startswith("argparse") else 1)
     assert set(bad_input_dir.iterdir()) == before

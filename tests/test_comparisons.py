@@ -87,7 +87,6 @@ def test_run_sets_share_seed_schedule_and_snapshot_noise():
 def test_coupling_runs_train_from_the_shipped_model():
     from gft.tasks.shipped import load_shipped
 
-    torch.set_num_threads(1)
     pre = load_shipped("moons").model
     s = cmp.CompareSettings(steps=10, batch=32, snapshots=5, evaluations=3, particles=50, eval_points=50, sinkhorn_reg=5.0)
     trainer = cmp.coupling_runs(pre, s)["ot"]()

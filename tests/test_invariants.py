@@ -18,13 +18,6 @@ from gft.core.schedules import FAMILIES, Schedule, lambda_of_tau, parse_schedule
 from gft.evaluation.metrics import wasserstein2
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    # One thread: on a shared 2-core machine two OpenMP threads stall each other on small ops.
-    torch.set_num_threads(1)
-    yield
-
-
 def _gen(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 

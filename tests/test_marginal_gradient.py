@@ -9,7 +9,6 @@ library's ``GFTObjective.loss``) and the marginal blended loss must have the sam
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from gft.core.couplings import Coupling
@@ -21,13 +20,6 @@ ATOMS = torch.tensor([[2.5, 0.0], [-1.5, 2.0], [-0.5, -2.5]], dtype=torch.float6
 WEIGHTS = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
 LAM = 0.6
 N = 100_000
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    # One thread: on a shared 2-core machine two OpenMP threads stall each other on small ops.
-    torch.set_num_threads(1)
-    yield
 
 
 def _mlp(seed: int) -> MLPFlow:
