@@ -16,7 +16,7 @@ from gft.core.couplings import COUPLINGS
 from gft.core.device import DEVICE_CHOICES, resolve_device
 from gft.core.sampling import SOLVERS, noise, sample_ode, sample_sde
 from gft.core.training import FINETUNE_METHODS, TrainConfig, TrainingDiverged
-from gft.tasks.runs import Monitor, make_trainer, task_for
+from gft.tasks.runs import VALIDATION, Monitor, best_point, best_weights, make_trainer, task_for
 from gft.tasks.task import Task
 
 
@@ -60,6 +60,12 @@ def _add_training_args(p: argparse.ArgumentParser, steps: int) -> None:
     p.add_argument("--limit", type=_positive_int, default=None, help="use only N training samples of the target")
     p.add_argument("--out", required=True, help="checkpoint path to write (atomically)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
+    p.add_argument("--warmup", type=int, default=0, help="steps of linear learning-rate warm-up from 0")
+    p.add_argument("--ema", type=_float, default=0.0, help="EMA decay of the weights, e.g. 0.999 (0: off); the EMA is saved")
+    p.add_argument("--val-fraction", type=_float, default=0.0,
+                   help="hold out this share of the training samples; their energy distance is measured every --eval-every steps")
+    p.add_argument("--keep", choices=("last", "best"), default="last",
+                   help="save the last weights, or those with the lowest validation energy (needs --val-fraction)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=FINETUNE_METHODS, default="gft")
     p.add_argument("--schedule", default="stages:10,0.5,5", help="constant:TAU | linear:TAU_MAX | cosine:TAU_MAX | exponential:TAU_MAX,RATE | stages:TAU_MAX,RATIO,K | piecewise:P/TAU,...")
     p.add_argument("--final-fraction", type=_float, default=0.2, help="share of steps at tau = 0 (annealed schedules)")
+    p.add_argument("--tau-end", type=_float, default=0.0, help="gft: stop temperature; the anneal ends at this tau > 0 instead of tau = 0")
+    p.add_argument("--anchor-weight", type=_float, default=0.0, help="l2sp: weight of |theta - theta_pre|^2")
 
     p = sub.add_parser("sample", help="draw samples from a checkpoint")
     p.add_argument("--model", required=True)
@@ -123,6 +131,10 @@ def _train_config(args: argparse.Namespace, method: str, task: Task) -> TrainCon
         sigma=args.sigma,
         device=args.device,
         callback_every=max(1, min(100, args.steps // 20 or 1)),
+        tau_end=getattr(args, "tau_end", 0.0),
+        anchor_weight=getattr(args, "anchor_weight", 0.0),
+        warmup=args.warmup,
+        ema=args.ema,
     )
 
 
@@ -142,15 +154,24 @@ def _run_training(args, method: str, task: Task, base=None, model_config=None, e
     config = _train_config(args, method, task)
     if args.limit is not None and args.limit > (available := len(task.pool(args.seed))):
         raise ValueError(f"--limit {args.limit} exceeds the {available} training samples of {task.data}")
-    monitor = Monitor(eval_every=max(args.eval_every, 0), eval_points=1000)
+    if args.keep == "best" and not args.val_fraction:
+        raise ValueError("--keep best chooses by validation energy: give --val-fraction too")
+    monitor = Monitor(eval_every=max(args.eval_every, 0), eval_points=1000, val_fraction=args.val_fraction)
     trainer = make_trainer(task, config, base=base, model_config=model_config, limit=args.limit, monitor=monitor)
     try:
         result = trainer.run(callback=_progress(args.json, task.metric))
     finally:
         trainer.close()
-    extra = dict(extra or {}, history=result.history, limit=args.limit, eval_every=monitor.eval_every)
-    save_checkpoint(args.out, trainer.model, task.data, config.to_dict(), extra)
+    chosen, keep = trainer.result_model, {}
+    best = best_point(result.history)
+    if best is not None:
+        keep = {"keep": args.keep, "best_step": best["step"], "best_tau": best["tau"], "val_energy": best[VALIDATION]}
+        if args.keep == "best":
+            chosen = best_weights(trainer).best_model(trainer.result_model)
+    extra = dict(extra or {}, history=result.history, limit=args.limit, eval_every=monitor.eval_every, **keep)
+    save_checkpoint(args.out, chosen, task.data, config.to_dict(), extra)
     return {
+        **keep,
         "command": args.command,
         "out": str(args.out),
         "steps": result.steps,

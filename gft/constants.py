@@ -10,6 +10,7 @@ SNAPSHOT_SEED_OFFSET = 7  # the particles a training animation follows: noise(n,
 EVAL_SEED_OFFSET = 11  # the noise behind training-time evaluations (W2 or FD curves)
 HELDOUT_SEED_OFFSET = 1_000_003  # held-out target draws: far from any training seed, never trained on
 FLOOR_SEED_OFFSET = 2_000_003  # a second independent target draw: the noise floor of a metric
+VALIDATION_SEED_OFFSET = 3_000_017  # which training samples a run holds out for validation
 
 # ---- sizes ------------------------------------------------------------------------------------
 POINTS_POOL = 20_000  # training points drawn from a registered 2D distribution

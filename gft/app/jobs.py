@@ -183,7 +183,7 @@ class TrainingJob:
         with self._lock:
             for r in self._runs:
                 if r.name == name and r.trainer is not None and r.result is not None:
-                    return r.trainer.model
+                    return r.trainer.result_model
         return None
 
     # ---- the thread ----------------------------------------------------------------------

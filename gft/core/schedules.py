@@ -1,7 +1,8 @@
 """Temperature schedules: fine-tuning step -> tau, and lambda = tau / (1 + tau), the pretrained weight.
 
 Annealed families run over the first ``(1 - final_fraction)`` of the steps and then hold tau = 0, so
-every annealed run ends with plain flow matching on the target. Specs (CLI and URL form):
+every annealed run ends with plain flow matching on the target; a stop temperature ``tau_end > 0``
+floors the anneal and holds that tau instead (the blend keeps some of the pretrained drift). Specs (CLI and URL form):
 
 ``constant:TAU``, ``linear:TAU_MAX``, ``cosine:TAU_MAX``, ``exponential:TAU_MAX,RATE``,
 ``stages:TAU_MAX,RATIO,K`` and ``piecewise:P0/T0,P1/T1,...`` (breakpoints: progress in [0, 1] through
@@ -41,6 +42,7 @@ class Schedule:
     stages: int = 5
     final_fraction: float = 0.2
     breakpoints: tuple[tuple[float, float], ...] = field(default_factory=tuple)
+    tau_end: float = 0.0  # the stop temperature: tau never falls below it, and the final phase holds it
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -61,6 +63,10 @@ class Schedule:
             raise ValueError(f"final_fraction must be in [0, 1), got {self.final_fraction}")
         if self.family == "piecewise":
             self._check_breakpoints()
+        if not (0 <= self.tau_end <= MAX_TAU):
+            raise ValueError(f"tau_end must be in [0, {MAX_TAU:g}], got {self.tau_end}")
+        if self.annealed and self.tau_end > 0 and not self.tau_end < self.start_tau:
+            raise ValueError(f"tau_end ({self.tau_end:g}) must be below the schedule's starting tau ({self.start_tau:g})")
 
     def _check_breakpoints(self) -> None:
         bp = self.breakpoints
@@ -91,6 +97,9 @@ class Schedule:
         """Temperature at fine-tuning step ``step`` in [0, total_steps)."""
         if self.family == "constant":
             return self.tau_max
+        return max(self._annealed_tau(step), self.tau_end)
+
+    def _annealed_tau(self, step: int) -> float:
         if step >= self.anneal_steps:
             return 0.0
         p = max(step, 0) / self.anneal_steps
@@ -140,12 +149,12 @@ def _numbers(args: str, count: int, spec: str) -> list[float]:
     return values
 
 
-def parse_schedule(spec: str, total_steps: int, final_fraction: float = 0.2) -> Schedule:
-    """Parse a schedule spec such as ``stages:10,0.5,5`` (see the module docstring)."""
+def parse_schedule(spec: str, total_steps: int, final_fraction: float = 0.2, tau_end: float = 0.0) -> Schedule:
+    """Parse a schedule spec such as ``stages:10,0.5,5`` (see the module docstring); ``tau_end`` is the stop temperature."""
     family, sep, args = spec.strip().partition(":")
     if not sep or family not in FAMILIES:
         raise ValueError(f"schedule {spec!r}: expected FAMILY:ARGS with FAMILY in {FAMILIES}")
-    common = dict(family=family, total_steps=total_steps, final_fraction=final_fraction)
+    common = dict(family=family, total_steps=total_steps, final_fraction=final_fraction, tau_end=tau_end)
     if family in ("constant", "linear", "cosine"):
         (tau,) = _numbers(args, 1, spec)
         if tau < 0:

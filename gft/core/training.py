@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from gft.constants import PATH_SEED_OFFSET
 from gft.core.couplings import COUPLINGS, Coupling
@@ -29,8 +30,9 @@ from gft.core.objectives import GFTObjective
 from gft.core.paths import GaussianPath
 from gft.core.schedules import Schedule, parse_schedule
 
-METHODS = ("pretrain", "gft", "standard", "scratch")
-FINETUNE_METHODS = ("gft", "standard", "scratch")
+METHODS = ("pretrain", "gft", "standard", "scratch", "l2sp")
+FINETUNE_METHODS = ("gft", "standard", "scratch", "l2sp")
+FROM_PRETRAINED = ("gft", "standard", "l2sp")  # methods whose weights start at the pretrained model's
 
 
 class TrainingDiverged(RuntimeError):
@@ -48,6 +50,7 @@ class TrainConfig:
     seed: int = 0
     schedule: str = "stages:10,0.5,5"
     final_fraction: float = 0.2
+    tau_end: float = 0.0  # GFT's stop temperature: the anneal ends at tau_end > 0 instead of a tau = 0 phase
     coupling: str = "independent"
     sinkhorn_reg: float = 0.5
     sigma: float = 0.0
@@ -55,6 +58,9 @@ class TrainConfig:
     device: str = "auto"
     callback_every: int = 100  # a history row and a callback every this many steps
     ot_workers: int = 0  # threads solving the coupling of upcoming batches; 0 = one per core, at most 4
+    warmup: int = 0  # steps of linear learning-rate warm-up from 0 (any method)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0 = off); the EMA is the result
+    anchor_weight: float = 0.0  # l2sp: weight of |theta - theta_pre|^2, the pull towards the pretrained weights
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -77,14 +83,27 @@ class TrainConfig:
             raise ValueError(f"callback_every must be an integer >= 1, got {self.callback_every!r}")
         if not isinstance(self.ot_workers, int) or not 0 <= self.ot_workers <= 64:
             raise ValueError(f"ot_workers must be an integer in [0, 64] (0 = automatic), got {self.ot_workers!r}")
-        parse_schedule(self.schedule, self.steps, self.final_fraction)  # validated for every method
+        if not isinstance(self.warmup, int) or not 0 <= self.warmup <= self.steps:
+            raise ValueError(f"warmup must be an integer in [0, steps={self.steps}], got {self.warmup!r}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must be in [0, 1) (0 = off), got {self.ema}")
+        if not 0 <= self.anchor_weight <= 1e6:
+            raise ValueError(f"anchor_weight must be in [0, 1e6], got {self.anchor_weight}")
+        if self.method == "l2sp" and not self.anchor_weight > 0:
+            raise ValueError("method 'l2sp' needs anchor_weight > 0 (the pull towards the pretrained weights)")
+        if self.method != "l2sp" and self.anchor_weight:
+            raise ValueError(f"anchor_weight applies to method 'l2sp' only, not {self.method!r}")
+        if self.tau_end and self.method != "gft":
+            raise ValueError(f"tau_end applies to method 'gft' only, not {self.method!r}")
+        parse_schedule(self.schedule, self.steps, self.final_fraction, self.tau_end)  # validated for every method
         Coupling(self.coupling, self.sinkhorn_reg)
         GaussianPath(self.sigma)
 
     def make_schedule(self) -> Schedule:
         """The temperature schedule; the baselines and pretraining always train at tau = 0."""
-        spec = self.schedule if self.method == "gft" else "constant:0"
-        return parse_schedule(spec, self.steps, self.final_fraction)
+        if self.method != "gft":
+            return parse_schedule("constant:0", self.steps, self.final_fraction)
+        return parse_schedule(self.schedule, self.steps, self.final_fraction, self.tau_end)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -213,6 +232,12 @@ class Trainer:
         # The fused kernel updates every tensor in one call: a few percent of a small model's step.
         fused = self.device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=fused)
+        # l2sp pulls the weights towards the pretrained ones: keep those as fixed tensors on the device.
+        self._anchor = (
+            [p.detach().clone().to(self.device) for p in pretrained.parameters()] if method == "l2sp" else None
+        )
+        # The EMA copy is what the run yields (and what hooks measure) when ema > 0.
+        self._ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True) if config.ema else None
         self.target = target.float().cpu()
         # Separate seeded streams: pairs (data + noise + OT) and the path (t, eps).
         self._data_gen = torch.Generator().manual_seed(config.seed)
@@ -260,6 +285,16 @@ class Trainer:
         self.ot_seconds += ot_s
         return x0.to(self.device, non_blocking=True), x1.to(self.device, non_blocking=True)
 
+    @property
+    def result_model(self) -> FlowModel:
+        """What this run yields: the EMA of the weights when ``ema > 0``, else the trained model."""
+        return self._ema.module if self._ema is not None else self.model
+
+    def _learning_rate(self) -> float:
+        if self.config.warmup and self.step < self.config.warmup:
+            return self.config.lr * (self.step + 1) / self.config.warmup
+        return self.config.lr
+
     def train_step(self) -> float:
         """One optimisation step at the schedule's current lambda; returns the loss."""
         lam = self.schedule.lam(self.step)
@@ -270,10 +305,18 @@ class Trainer:
                 f"loss became non-finite at step {self.step} (tau={self.schedule.tau(self.step):g}); "
                 f"lower the learning rate (now {self.config.lr:g}) or check the data"
             )
+        total = value.total
+        if self._anchor is not None:
+            total = total + self.config.anchor_weight * sum(((p - a) ** 2).sum() for p, a in zip(self.model.parameters(), self._anchor))
+        if self.config.warmup:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self._learning_rate()
         self.optimizer.zero_grad(set_to_none=True)
-        value.total.backward()
+        total.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip, foreach=True)
         self.optimizer.step()
+        if self._ema is not None:
+            self._ema.update_parameters(self.model)
         self.step += 1
         loss = float(value.total.detach())
         self._window.append(loss)
@@ -287,7 +330,7 @@ class Trainer:
         if not math.isfinite(loss):
             loss = None  # no step taken yet; keeps the history valid JSON
         self._window = []
-        values = {h.name: h.fn(self.model) for h in self.hooks if h.due(self.step, self.config.steps)}
+        values = {h.name: h.fn(self.result_model) for h in self.hooks if h.due(self.step, self.config.steps)}
         tau, lam = self.schedule.tau(step_for_tau), self.schedule.lam(step_for_tau)
         snap = Snapshot(self.step, self.config.steps, tau, lam, loss, values)
         self.history.append(snap.row())
@@ -388,4 +431,4 @@ def train(
         result = trainer.run(stop_event=stop_event, callback=callback)
     finally:
         trainer.close()
-    return trainer.model, result
+    return trainer.result_model, result

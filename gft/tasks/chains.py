@@ -47,6 +47,6 @@ def run_chain(
             result = trainer.run(callback=report)
         finally:
             trainer.close()
-        stages.append(ChainStage(task.data, trainer.model, result))
-        parent = trainer.model
+        stages.append(ChainStage(task.data, trainer.result_model, result))
+        parent = trainer.result_model
     return stages

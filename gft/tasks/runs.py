@@ -10,14 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
-from gft.constants import MAX_MEASURED_POINTS
+from gft.constants import MAX_MEASURED_POINTS, VALIDATION_SEED_OFFSET
 from gft.core.models import FlowModel, ModelConfig
 from gft.core.training import Hook, TrainConfig, Trainer
-from gft.evaluation.monitors import trajectories
+from gft.evaluation.monitors import BestWeights, trajectories
 from gft.tasks.digits import DigitsTask
 from gft.tasks.points import PointsTask
 from gft.tasks.task import Task
+
+VALIDATION = "val_energy"  # the history column of the validation energy
 
 
 def task_for(data: str, points: np.ndarray | None = None) -> Task:
@@ -40,6 +43,7 @@ class Monitor:
     particles: int = 0  # fixed-noise particles whose trajectories each snapshot carries; 0 = none
     trajectory_steps: int = 20  # Euler steps of those trajectories
     trajectory_every: int = 0  # 0 = at every callback (TrainConfig.callback_every)
+    val_fraction: float = 0.0  # share of the training samples held out for validation (checked every eval_every)
 
     def __post_init__(self) -> None:
         for name in ("eval_every", "particles", "trajectory_every"):
@@ -52,9 +56,15 @@ class Monitor:
             raise ValueError(f"particles must be an integer in [0, {MAX_MEASURED_POINTS}], got {self.particles!r}")
         if not isinstance(self.trajectory_steps, int) or not 1 <= self.trajectory_steps <= 1000:
             raise ValueError(f"trajectory_steps must be an integer in [1, 1000], got {self.trajectory_steps!r}")
+        if not 0 <= self.val_fraction < 1:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.val_fraction and not self.eval_every:
+            raise ValueError("a validation split needs eval_every > 0 (how often the validation energy is measured)")
 
-    def hooks(self, task: Task, config: TrainConfig) -> list[Hook]:
+    def hooks(self, task: Task, config: TrainConfig, validation: torch.Tensor | None = None) -> list[Hook]:
         hooks = []
+        if validation is not None:
+            hooks.append(Hook(VALIDATION, self.eval_every, BestWeights(validation, min(self.eval_points, 2000), config.seed)))
         if self.eval_every:
             hooks.append(Hook(task.metric, self.eval_every, task.curve_metric(config.seed, self.eval_points)))
         if self.particles:
@@ -89,4 +99,27 @@ def make_trainer(
             raise ValueError("fine-tuning keeps the architecture of base; do not pass a different model_config")
         init = None
         task.check_model(base.config, "the base model")
-    return Trainer(task.pool(config.seed, limit), config, init=init, pretrained=base, hooks=monitor.hooks(task, config))
+    pool, validation = split_validation(task.pool(config.seed, limit), monitor.val_fraction, config.seed)
+    return Trainer(pool, config, init=init, pretrained=base, hooks=monitor.hooks(task, config, validation))
+
+
+def split_validation(pool: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(training, validation)``: a seeded ``fraction`` of the pool held out (at least 2 samples each side)."""
+    if not fraction:
+        return pool, None
+    n_val = max(2, round(fraction * len(pool)))
+    if len(pool) - n_val < 2:
+        raise ValueError(f"val_fraction {fraction:g} leaves fewer than 2 of the {len(pool)} training samples")
+    order = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed + VALIDATION_SEED_OFFSET))
+    return pool[order[n_val:]], pool[order[:n_val]]
+
+
+def best_weights(trainer: Trainer) -> BestWeights | None:
+    """The validation keeper of a run made with ``Monitor(val_fraction > 0)``, else None."""
+    return next((h.fn for h in trainer.hooks if h.name == VALIDATION), None)
+
+
+def best_point(history: list[dict]) -> dict | None:
+    """The history row with the lowest validation energy (its step, tau and lambda), or None."""
+    rows = [r for r in history if r.get(VALIDATION) is not None]
+    return min(rows, key=lambda r: r[VALIDATION]) if rows else None
