@@ -11,7 +11,14 @@ import sys
 import numpy as np
 import torch
 
-from gft.core.checkpoints import atomic_write_bytes, load_checkpoint, save_checkpoint
+from gft.constants import MAX_MEASURED_POINTS
+from gft.core.checkpoints import (
+    atomic_write_bytes,
+    check_writable,
+    load_checkpoint,
+    save_checkpoint,
+    write_target,
+)
 from gft.core.couplings import COUPLINGS
 from gft.core.device import DEVICE_CHOICES, resolve_device
 from gft.core.sampling import SOLVERS, noise, sample_ode, sample_sde
@@ -26,14 +33,28 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
+MAX_SEED = 2**63 - 1  # torch.Generator.manual_seed takes a signed 64-bit integer
+
+
+def _int_in(low: int, high: int | None = None, why: str = ""):
+    """An argparse type: an integer in [low, high] (no upper bound when high is None)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            bound = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"expected an integer {bound}{why}, got {value}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_in(1)
+_seed = _int_in(0, MAX_SEED)
+_eval_n = _int_in(10, MAX_MEASURED_POINTS, " (exact W2 needs n^2 memory: 3.2 GB at the bound)")
 
 
 def _float(text: str) -> float:
@@ -51,12 +72,12 @@ def _add_training_args(p: argparse.ArgumentParser, steps: int) -> None:
     p.add_argument("--steps", type=_positive_int, default=steps)
     p.add_argument("--batch", type=_positive_int, default=None, help="default 256 (2D) or 128 (digits)")
     p.add_argument("--lr", type=_float, default=1e-3)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
     p.add_argument("--sinkhorn-reg", type=_float, default=0.5, help="entropic regularisation, in units of the squared cost")
     p.add_argument("--sigma", type=_float, default=0.0, help="path noise level (0: deterministic straight paths)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--eval-every", type=int, default=500, help="W2 against held-out target draws every N steps (0: never)")
+    p.add_argument("--eval-every", type=_int_in(0), default=500, help="W2 against held-out target draws every N steps (0: never)")
     p.add_argument("--limit", type=_positive_int, default=None, help="use only N training samples of the target")
     p.add_argument("--out", required=True, help="checkpoint path to write (atomically)")
     p.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
@@ -95,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=100, help="solver steps (dopri5: output grid only)")
     p.add_argument("--diffusion", type=_float, default=1.0, help="sde: diffusion level g")
     p.add_argument("--score", choices=("head", "identity"), default="head", help="sde: where the score comes from")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--out", required=True, help=".npy file of samples")
     p.add_argument("--trajectory", default=None, help="also write the (steps+1, n, ...) trajectory here")
@@ -104,20 +125,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="metrics of a checkpoint against a target")
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
-    p.add_argument("--n", type=_positive_int, default=2000)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n", type=_eval_n, default=2000, help=f"samples, at most {MAX_MEASURED_POINTS}")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--json", action="store_true")
     return parser
 
 
-def _check_seed(seed: int) -> None:
-    if seed < 0:
-        raise ValueError(f"--seed must be >= 0, got {seed}")
+def _check_outputs(outputs: dict[str, str | None]) -> None:
+    """Every output (flag -> path) writable and distinct, checked before any work or any write."""
+    seen: dict = {}
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        target = write_target(path).resolve()
+        if target in seen:
+            raise ValueError(f"{flag} {path} is the same file as {seen[target]}")
+        seen[target] = flag
+        try:
+            check_writable(path)
+        except OSError as exc:
+            raise ValueError(f"{flag} {path} cannot be written ({exc.strerror or exc})") from None
+
+
+def _check_npy_suffix(flag: str, path: str | None) -> None:
+    if path is not None and not str(path).endswith(".npy"):
+        raise ValueError(f"{flag} must end in .npy, got {path!r}")
 
 
 def _train_config(args: argparse.Namespace, method: str, task: Task) -> TrainConfig:
-    _check_seed(args.seed)
     return TrainConfig(
         method=method,
         steps=args.steps,
@@ -169,11 +205,13 @@ def _run_training(args, method: str, task: Task, base=None, model_config=None, e
         if args.keep == "best":
             chosen = best_weights(trainer).best_model(trainer.result_model)
     extra = dict(extra or {}, history=result.history, limit=args.limit, eval_every=monitor.eval_every, **keep)
+    replaced = write_target(args.out).exists()  # another run may have written it while this one trained
     save_checkpoint(args.out, chosen, task.data, config.to_dict(), extra)
     return {
         **keep,
         "command": args.command,
         "out": str(args.out),
+        "replaced": replaced,
         "steps": result.steps,
         "train_seconds": result.train_seconds,
         "steps_per_second": result.steps_per_second,
@@ -185,6 +223,7 @@ def _run_training(args, method: str, task: Task, base=None, model_config=None, e
 
 
 def cmd_pretrain(args) -> dict:
+    _check_outputs({"--out": args.out})
     task = task_for(args.data)
     model_config = task.model_config(width=args.width, depth=args.depth, score_head=args.score_head, upsample=args.upsample)
     return _run_training(args, "pretrain", task, model_config=model_config, extra={"parent": None})
@@ -196,6 +235,7 @@ def _same_kind(task: Task, trained_on: str, role: str) -> None:
 
 
 def cmd_finetune(args) -> dict:
+    _check_outputs({"--out": args.out})
     task = task_for(args.data)
     base = load_checkpoint(args.base)
     _same_kind(task, base.data, "--base")
@@ -203,7 +243,9 @@ def cmd_finetune(args) -> dict:
 
 
 def cmd_sample(args) -> dict:
-    _check_seed(args.seed)
+    _check_npy_suffix("--out", args.out)
+    _check_npy_suffix("--trajectory", args.trajectory)
+    _check_outputs({"--out": args.out, "--trajectory": args.trajectory})
     ckpt = load_checkpoint(args.model)
     task = task_for(ckpt.data)
     device = resolve_device(args.device)
@@ -216,22 +258,23 @@ def cmd_sample(args) -> dict:
     else:
         res = sample_ode(model, x0, args.solver, args.steps, keep_trajectory=keep)
     x = task.to_output(res.x.cpu()).numpy().astype(np.float32)
+    trajectory = task.to_output(res.trajectory.cpu()).numpy().astype(np.float32) if keep else None
+    if not np.isfinite(x).all() or (trajectory is not None and not np.isfinite(trajectory).all()):
+        raise ValueError(f"samples of {args.model} are not finite (its velocity overflowed on the {args.solver} grid); nothing was written")
+    replaced = write_target(args.out).exists()
     _save_npy(args.out, x)
-    if keep:
-        _save_npy(args.trajectory, task.to_output(res.trajectory.cpu()).numpy().astype(np.float32))
-    return {"command": "sample", "out": str(args.out), "shape": list(x.shape), "nfe": res.nfe, "solver": args.solver}
+    if trajectory is not None:
+        _save_npy(args.trajectory, trajectory)
+    return {"command": "sample", "out": str(args.out), "replaced": replaced, "shape": list(x.shape), "nfe": res.nfe, "solver": args.solver}
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
-    if not str(path).endswith(".npy"):
-        raise ValueError(f"output path must end in .npy, got {path!r}")
     buf = io.BytesIO()
     np.save(buf, array)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def cmd_evaluate(args) -> dict:
-    _check_seed(args.seed)
     ckpt = load_checkpoint(args.model)
     task = task_for(args.data)
     _same_kind(task, ckpt.data, "the model")

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
+from streamlit.testing.v1 import AppTest
 
 SCRIPT = """
 import streamlit as st

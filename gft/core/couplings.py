@@ -18,6 +18,8 @@ import ot
 import torch
 
 COUPLINGS = ("independent", "ot", "sinkhorn")
+# exp(-x) is 0 in float64 beyond x ~ 745; past 700 the Sinkhorn scalings overflow within a few iterations.
+KERNEL_UNDERFLOW = 700.0
 
 
 def squared_cost(x0: torch.Tensor, x1: torch.Tensor) -> np.ndarray:
@@ -85,21 +87,32 @@ class Coupling:
             idx = self._sinkhorn_partners(cost, generator, x0.device)
         return x0, x1[idx.to(x1.device)], time.perf_counter() - start
 
+    def _check_kernel(self, cost: np.ndarray) -> None:
+        """Refuse a reg whose kernel exp(-cost / reg) has a row or column of zeros: the standard-domain
+        solver cannot recover from that, and would first print numpy and POT warnings."""
+        nearest = max(cost.min(axis=1).max(), cost.min(axis=0).max())
+        if nearest / self.reg > KERNEL_UNDERFLOW:
+            raise RuntimeError(
+                f"--sinkhorn-reg {self.reg:g} is too small for these batches: exp(-cost/reg) underflows to 0 "
+                f"(nearest-partner cost up to {nearest:.3g}); use --sinkhorn-reg >= {nearest / KERNEL_UNDERFLOW:.2g}"
+            )
+
     def _sinkhorn_partners(
         self, cost: np.ndarray, generator: torch.Generator | None, device: torch.device
     ) -> torch.Tensor:
+        if not self.log_domain:
+            self._check_kernel(cost)
         if self.log_domain:
             # POT's log-domain solver is far quicker on its torch backend than on numpy arrays.
             m = torch.from_numpy(cost)
             w = torch.full((cost.shape[0],), 1.0 / cost.shape[0], dtype=torch.float64)
             plan = ot.sinkhorn(w, w, m, self.reg, method="sinkhorn_log", numItermax=1000, stopThr=1e-6).numpy()
         else:
-            plan = ot.sinkhorn(np.empty(0), np.empty(0), cost, self.reg, method="sinkhorn", numItermax=1000, stopThr=1e-6)
+            with np.errstate(all="ignore"):  # a failed plan is detected below, in one line
+                plan = ot.sinkhorn(np.empty(0), np.empty(0), cost, self.reg, method="sinkhorn", numItermax=1000, stopThr=1e-6)
         rows = plan.sum(axis=1)
         if not np.isfinite(plan).all() or (rows <= 0).any():
-            raise RuntimeError(
-                f"Sinkhorn failed at reg={self.reg:g} (the plan underflowed); raise --sinkhorn-reg or use the log domain"
-            )
+            raise RuntimeError(f"Sinkhorn failed at --sinkhorn-reg {self.reg:g} (the plan underflowed); raise --sinkhorn-reg")
         rows = torch.from_numpy(plan / rows[:, None]).float()
         gen_device = generator.device if generator is not None else torch.device("cpu")
         # Draw on the generator's device so a CUDA generator keeps the run reproducible.

@@ -96,7 +96,13 @@ def _torchdiffeq(model, x0, solver, times, keep_trajectory, atol, rtol) -> Sampl
         return model(x, t.expand(x.shape[0]))
 
     if solver == "dopri5":
-        out = odeint(f, x0, times, method="dopri5", atol=atol, rtol=rtol)
+        try:
+            out = odeint(f, x0, times, method="dopri5", atol=atol, rtol=rtol)
+        except AssertionError as exc:  # torchdiffeq asserts when the step size underflows
+            raise RuntimeError(
+                f"dopri5 could not integrate the model ({str(exc).splitlines()[0]}): its velocity is not finite "
+                "or too stiff; try a fixed-step solver (euler, heun, midpoint, rk4)"
+            ) from None
     else:
         out = odeint(f, x0, times, method="rk4", options={"step_size": float(times[1] - times[0])})
     return SampleResult(out[-1], out if keep_trajectory else None, nfe, times)

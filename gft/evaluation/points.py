@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gft.constants import FEW_STEPS, FLOOR_SEED_OFFSET, HELDOUT_SEED_OFFSET
+from gft.constants import FEW_STEPS, FLOOR_SEED_OFFSET, HELDOUT_SEED_OFFSET, MAX_MEASURED_POINTS
 from gft.core.device import on_device
 from gft.core.models import FlowModel
 from gft.core.sampling import noise, sample_ode
@@ -30,8 +30,8 @@ def reference_sets(spec: DataSpec, n: int, seed: int) -> tuple[torch.Tensor, tor
 
 def evaluate_2d(model: FlowModel, spec: DataSpec, n: int = 2000, seed: int = 0, device: str | torch.device = "cpu") -> Evaluation:
     """Evaluate ``model`` on ``spec`` with ``n`` samples from fixed noise ``seed`` (the model is not moved)."""
-    if n < 10:
-        raise ValueError(f"n must be >= 10, got {n}")
+    if not 10 <= n <= MAX_MEASURED_POINTS:
+        raise ValueError(f"n must be in [10, {MAX_MEASURED_POINTS}] (exact W2 needs n^2 memory), got {n}")
     model = on_device(model, device)
     ref, ref2 = reference_sets(spec, n, seed)
     x0 = noise(n, model.config.data_shape, seed, device)
