@@ -39,7 +39,7 @@ def from_numpy_state(config: ModelConfig, state: dict[str, np.ndarray]) -> FlowM
 def pretrain_2d(source: str, steps: int, batch: int, pool_size: int, seed: int, device: str = "auto") -> dict:
     """Plain flow matching on ``source`` (independent coupling); returns weights and the final W2."""
     config = TrainConfig(method="pretrain", steps=steps, batch=batch, seed=seed, callback_every=steps, device=device)
-    task = TargetTask(Target(source), pool_size, 500)
+    task = TargetTask(Target(source), pool_size, 500, pool_offset=0)
     trainer = make_trainer(task, config, model_config=MODEL, monitor=Monitor(eval_every=steps, eval_points=500))
     try:
         result = trainer.run()

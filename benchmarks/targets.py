@@ -63,9 +63,9 @@ class Target:
     def modes(self) -> tuple[torch.Tensor, float] | None:
         return MODES.get(self.name)
 
-    def pool(self, size: int, seed: int, limit: int | None = None) -> torch.Tensor:
+    def pool(self, size: int, seed: int, limit: int | None = None, offset: int = POOL_OFFSET) -> torch.Tensor:
         """The training set of one seed: ``size`` draws, or a ``limit``-point subset of them."""
-        pts = self.sample(size, seed + POOL_OFFSET)
+        pts = self.sample(size, seed + offset)
         if limit is None:
             return pts
         if limit > len(pts):
@@ -113,6 +113,7 @@ class TargetTask(Task):
     target: Target
     pool_size: int
     eval_points: int
+    pool_offset: int = POOL_OFFSET  # pretraining draws its pool at the run seed itself (offset 0)
     kind = "points"
     metric = "w2"
     default_batch = 256
@@ -126,7 +127,7 @@ class TargetTask(Task):
         return PointsTask(DEFAULT_SOURCE).model_config(width, depth, score_head, upsample)
 
     def pool(self, seed: int, limit: int | None = None) -> torch.Tensor:
-        return self.target.pool(self.pool_size, seed, limit)
+        return self.target.pool(self.pool_size, seed, limit, self.pool_offset)
 
     def held_out(self, seed: int) -> torch.Tensor:
         return self.target.held_out(self.eval_points, seed)
