@@ -10,10 +10,12 @@ SNAPSHOT_SEED_OFFSET = 7  # the particles a training animation follows: noise(n,
 EVAL_SEED_OFFSET = 11  # the noise behind training-time evaluations (W2 or FD curves)
 HELDOUT_SEED_OFFSET = 1_000_003  # held-out target draws: far from any training seed, never trained on
 FLOOR_SEED_OFFSET = 2_000_003  # a second independent target draw: the noise floor of a metric
+NULL_SEED_OFFSET = 4_000_037  # the independent target-draw pairs behind a metric's null band
 VALIDATION_SEED_OFFSET = 3_000_017  # which training samples a run holds out for validation
 
 # ---- sizes ------------------------------------------------------------------------------------
 POINTS_POOL = 20_000  # training points drawn from a registered 2D distribution
 HELDOUT_POINTS = 2_000  # held-out points of a registered 2D distribution
 FEW_STEPS = (1, 2, 4, 8)  # Euler step counts of the few-step quality columns
+NULL_PAIRS = 20  # independent pairs of target draws behind a metric's null band
 MAX_MEASURED_POINTS = 20_000  # samples behind one training-time measurement (exact W2 costs n^2 memory)

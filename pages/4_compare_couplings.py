@@ -188,8 +188,9 @@ st.dataframe(
        "OT ms/batch": st.column_config.NumberColumn(format="%.1f")},
 )  # fmt: skip
 st.caption(
-    f"W2: adaptive (dopri5) samples against {evaluation_task.EVALUATION_POINTS} held-out target points, beside the floor (W2 "
-    "between two target draws). Path length and straightness along 100-step Euler paths (straight paths: "
+    f"W2: adaptive (dopri5) samples against {evaluation_task.EVALUATION_POINTS} held-out target points; W2 null top: "
+    "the top of the null band (mean + 2 sd of W2 between two independent target draws of that size, 20 pairs): a W2 "
+    "below it cannot be told from the target at this size. Path length and straightness along 100-step Euler paths (straight paths: "
     "straightness 0). W2 @k: samples from k Euler steps (few-step quality). OT ms/batch: time of the pairing solve."
 )
 st.download_button(

@@ -293,6 +293,10 @@ def results() -> None:
         st.caption("The GFT model of this run is now the start of the **style chain** scenario.")
 
 
+def _band(null: dict) -> str:
+    return f"{null['mean']:.2f} ± {2 * null['sd']:.2f}"
+
+
 def show_metrics(metrics: dict[str, dict]) -> None:
     if not metrics:
         st.info("No finished model to evaluate.")
@@ -302,13 +306,13 @@ def show_metrics(metrics: dict[str, dict]) -> None:
         cols = st.columns(len(metrics))
         for col, (name, m) in zip(cols, metrics.items()):
             col.markdown(f"**{fi.RUN_TITLES.get(name, name)}**")
-            col.metric("FD", f"{m['fd']:.2f}", help=f"floor (real train vs held-out images): {m['fd_floor']:.2f}")
+            col.metric("FD", f"{m['fd']:.2f}", help=f"null band (real train subsets vs held-out images): {_band(m['fd_null'])}")
             col.metric("share in target classes", f"{m['target_fraction']:.0%}")
             col.metric("class entropy", f"{m['class_entropy']:.2f} nats")
             col.metric("diversity", f"{m['diversity']:.1f}", help=f"real held-out images: {m['diversity_real']:.1f}")
             col.metric("NN distance ratio", f"{m['nn_distance_ratio']:.2f}", help="≪ 1: samples copy training images; ≈ 1: as far as fresh real images")
         first = next(iter(metrics.values()))
-        st.caption(f"FD floor (real train vs held-out images): {first['fd_floor']:.2f} · {first['n_samples']} samples per model, "
+        st.caption(f"FD null band (real train subsets vs held-out images, mean ± 2 sd): {_band(first['fd_null'])} · {first['n_samples']} samples per model, "
                    f"{first['nfe']} Euler steps · " + " · ".join(first.get("notes", [])))
         st.markdown("**FD with few Euler steps** (same noise)")
         st.dataframe({"Euler steps": list(first["fd_by_steps"]), **{n: [round(v, 2) for v in m["fd_by_steps"].values()] for n, m in metrics.items()}},

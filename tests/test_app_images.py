@@ -88,13 +88,14 @@ def test_time_scrub_has_one_frame_per_ode_time():
 
 
 def test_metrics_csv_has_a_row_per_run():
-    m = {"fd": 1.5, "fd_floor": 0.5, "fd_by_steps": {"1": 9.0, "2": 5.0}, "class_fractions": {str(c): 0.1 for c in range(10)}}
+    m = {"fd": 1.5, "fd_null": {"mean": 0.5, "sd": 0.1, "pairs": 20, "n": 300}, "fd_by_steps": {"1": 9.0, "2": 5.0}, "class_fractions": {str(c): 0.1 for c in range(10)}}
     text = metrics_csv({"gft": m, "standard": dict(m, fd=2.5)}, {"scenario": "x"})
     lines = text.strip().split("\n")
     assert len(lines) == 3
     head = lines[0].split(",")
     assert head[:3] == ["scenario", "run", "fd"] and "fd_2_steps" in head and "class_9" in head
     assert lines[2].split(",")[2] == "2.5"
+    assert head[3:5] == ["fd_null_mean", "fd_null_sd"] and lines[1].split(",")[3:5] == ["0.5", "0.1"]
 
 
 # ---- the page -------------------------------------------------------------------------------------

@@ -69,11 +69,11 @@ def test_pipeline_pretrain_on_a_user_file_finetune_sample_evaluate(tmp_path, cap
     assert np.isfinite(samples).all()
 
     ev = last_json(cli_ok(["evaluate", "--model", "ft.pt", "--data", "8gaussians", "--n", "300", "--json"], capsys))
-    for key in ("w2", "w2_floor", "mmd", "path_length", "straightness", "nfe", "w2_by_steps"):
+    for key in ("w2", "w2_null", "mmd", "energy", "energy_null", "path_length", "straightness", "nfe", "w2_by_steps"):
         assert key in ev, key
     assert set(ev["w2_by_steps"]) == {"1", "2", "4", "8"}
     assert all(math.isfinite(v) and v > 0 for v in ev["w2_by_steps"].values())
-    assert ev["nfe"] > 0 and 0 < ev["w2_floor"] < ev["w2_by_steps"]["1"]
+    assert ev["nfe"] > 0 and 0 < ev["w2_null"]["mean"] < ev["w2_by_steps"]["1"] and ev["w2_null"]["pairs"] == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ft.pt", "pre.pt", "pts.csv", "s.npy", "traj.npy"]
 
 

@@ -145,12 +145,14 @@ def test_stability_needs_three_points():
 
 def test_coupling_table_columns_and_units():
     result = TrainResult(steps=100, train_seconds=2.0, steps_per_second=50.0, final_loss=0.1, ot_seconds_per_batch=0.004)
-    ev = Evaluation(kind="points", solver="dopri5", nfe=50, n_samples=500, w2=0.5, w2_floor=0.1, mmd=0.0, energy=0.0,
+    ev = Evaluation(kind="points", solver="dopri5", nfe=50, n_samples=500, w2=0.5, w2_null={"mean": 0.3, "sd": 0.05, "pairs": 20, "n": 500}, mmd=0.0, energy=0.0,
+                    energy_null={"mean": 0.0, "sd": 0.01, "pairs": 20, "n": 500},
                     path_length=3.0, straightness=0.2, kinetic_energy=1.0, w2_by_steps={"1": 2.0, "2": 1.0, "4": 0.7, "8": 0.6})
     table = summaries.coupling_table({"ot": result, "independent": result}, {"ot": ev})
     assert tuple(table.columns) == summaries.COUPLING_COLUMNS
     row = table.iloc[0]
     assert row["coupling"] == "ot" and row["W2"] == 0.5 and row["W2 @1"] == 2.0 and row["W2 @8"] == 0.6
+    assert row["W2 null top"] == pytest.approx(0.4)  # mean + 2 sd
     assert row["OT ms/batch"] == pytest.approx(4.0) and row["steps/s"] == 50.0
     assert np.isnan(table.iloc[1]["W2"])  # not evaluated: shown as missing, never as a made-up number
 

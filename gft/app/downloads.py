@@ -7,7 +7,7 @@ import io
 from typing import Mapping, Sequence
 
 HISTORY_COLUMNS = ("step", "tau", "lambda", "loss")  # then each measured column a history holds (w2, fd, ...)
-METRIC_COLUMNS = ("fd", "fd_floor", "target_fraction", "class_entropy", "diversity", "diversity_real", "nn_distance_ratio", "nfe", "n_samples", "n_train")
+METRIC_COLUMNS = ("fd", "fd_null_mean", "fd_null_sd", "target_fraction", "class_entropy", "diversity", "diversity_real", "nn_distance_ratio", "nfe", "n_samples", "n_train")
 
 
 def _csv(rows: Sequence[Sequence]) -> str:
@@ -45,6 +45,14 @@ def histories_csv(histories: Mapping[str, Sequence[dict]], column: str = "run") 
     return _csv(rows)
 
 
+def _metric(m: dict, column: str):
+    """A metric's cell; ``NAME_null_mean`` / ``NAME_null_sd`` read the ``NAME_null`` band."""
+    for part in ("mean", "sd"):
+        if column.endswith(f"_null_{part}"):
+            return (m.get(column[: -len(part) - 1]) or {}).get(part, "")
+    return m.get(column, "")
+
+
 def metrics_csv(metrics: Mapping[str, dict], extra_columns: Mapping[str, object] | None = None) -> str:
     """One row per run: the scalar metrics, FD at 1/2/4/8 Euler steps and the class fractions."""
     extra = dict(extra_columns or {})
@@ -52,7 +60,7 @@ def metrics_csv(metrics: Mapping[str, dict], extra_columns: Mapping[str, object]
     rows = [[*extra, "run", *METRIC_COLUMNS, *(f"fd_{k}_steps" for k in steps), *(f"class_{c}" for c in range(10))]]
     for name, m in metrics.items():
         rows.append([
-            *extra.values(), name, *(m.get(c, "") for c in METRIC_COLUMNS),
+            *extra.values(), name, *(_metric(m, c) for c in METRIC_COLUMNS),
             *(m.get("fd_by_steps", {}).get(k, "") for k in steps),
             *(m.get("class_fractions", {}).get(str(c), "") for c in range(10)),
         ])  # fmt: skip

@@ -6,11 +6,11 @@ from dataclasses import asdict, dataclass, field
 
 # The fields each kind reports (their JSON keys in ``evaluate --json``).
 POINT_FIELDS = (
-    "w2", "w2_floor", "w2_by_steps", "mmd", "energy", "path_length", "straightness", "kinetic_energy",
+    "w2", "w2_null", "w2_by_steps", "mmd", "energy", "energy_null", "path_length", "straightness", "kinetic_energy",
     "mode_coverage", "nfe", "solver", "n_samples",
 )  # fmt: skip
 IMAGE_FIELDS = (
-    "fd", "fd_floor", "fd_by_steps", "class_fractions", "target_fraction", "class_entropy", "diversity",
+    "fd", "fd_null", "fd_by_steps", "class_fractions", "target_fraction", "class_entropy", "diversity",
     "diversity_real", "nn_distance_ratio", "classifier_accuracy", "nfe", "solver", "n_samples", "n_train",
     "n_heldout", "feature_dim", "notes",
 )  # fmt: skip
@@ -21,8 +21,8 @@ KINDS = ("points", "images")
 class Evaluation:
     """Sample quality of a model against held-out target data, few-step quality and (2D) path geometry.
 
-    ``metric`` names the headline distance (``w2`` for points, ``fd`` for images); ``floor`` is the same
-    distance between two independent real sets, the level a perfect model reads at.
+    ``metric`` names the headline distance (``w2`` for points, ``fd`` for images); ``null`` is its null band
+    (mean, sd over independent pairs of real sets of the same size), where a perfect model reads.
     """
 
     kind: str
@@ -31,17 +31,18 @@ class Evaluation:
     n_samples: int
     # points
     w2: float | None = None
-    w2_floor: float | None = None
+    w2_null: dict | None = None  # NullBand.to_dict(): W2 between independent target draws of n_samples points
     w2_by_steps: dict[str, float] | None = None  # Euler with 1, 2, 4, 8 steps, same noise
     mmd: float | None = None
-    energy: float | None = None
+    energy: float | None = None  # unbiased (U-statistic) energy distance: about 0 for a perfect model
+    energy_null: dict | None = None
     path_length: float | None = None
     straightness: float | None = None
     kinetic_energy: float | None = None
     mode_coverage: float | None = None  # mixtures only
     # images
     fd: float | None = None  # Frechet distance of classifier features
-    fd_floor: float | None = None  # real train images against held-out images
+    fd_null: dict | None = None  # NullBand.to_dict(): real train images (subsets) against held-out images
     fd_by_steps: dict[str, float] | None = None
     class_fractions: dict[str, float] | None = None  # all ten digits, as the classifier assigns the samples
     target_fraction: float | None = None  # share of samples assigned to the spec's classes
@@ -75,8 +76,8 @@ class Evaluation:
         return getattr(self, self.metric)
 
     @property
-    def floor(self) -> float:
-        return getattr(self, f"{self.metric}_floor")
+    def null(self) -> dict:
+        return getattr(self, f"{self.metric}_null")
 
     @property
     def by_steps(self) -> dict[str, float]:

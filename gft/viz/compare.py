@@ -115,7 +115,7 @@ def sample_panels(
 
 
 # ---- curves -------------------------------------------------------------------------------
-def method_curves_figure(curves: dict, labels: dict[str, str] | None = None, floor: float | None = None) -> go.Figure:
+def method_curves_figure(curves: dict, labels: dict[str, str] | None = None, null: tuple[float, float] | None = None) -> go.Figure:
     """Mean W2 against step per method with a min-max band over seeds (``gft.evaluation.summaries.MethodCurves``)."""
     labels = labels or {}
     fig = go.Figure()
@@ -132,11 +132,14 @@ def method_curves_figure(curves: dict, labels: dict[str, str] | None = None, flo
         name = f"{labels.get(method, method)} (mean of {len(c.seeds)}, band min-max)"
         fig.add_trace(go.Scatter(x=c.steps, y=c.mean, mode="lines+markers", name=name, line=dict(color=col, width=2), legendgroup=method))
     steps = [s for c in curves.values() for s in c.steps]
-    if floor is not None and math.isfinite(floor) and steps:
-        # A trace, not add_hline: hline annotations land in the wrong place on a log axis.
+    if null is not None and all(math.isfinite(v) for v in null) and steps:
+        # The null band (mean +- 2 sd of W2 between two target draws of the same size): a curve inside it
+        # is as close as the target itself can be measured; below it is noise, not a better model.
+        mean, sd = null
+        lo, hi, xs = max(mean - 2 * sd, 1e-6), mean + 2 * sd, [min(steps), max(steps)]
         fig.add_trace(go.Scatter(
-            x=[min(steps), max(steps)], y=[floor, floor], mode="lines", line=dict(dash="dot", color=GREY),
-            name="W2 floor (two target draws)", hoverinfo="skip",
+            x=xs + xs[::-1], y=[hi, hi, lo, lo], fill="toself", fillcolor=with_alpha(GREY, 0.15), line=dict(width=0),
+            name="null band: W2 between two target draws (mean ± 2 sd)", hoverinfo="skip",
         ))  # fmt: skip
     fig.update_layout(
         height=380, template="plotly_white", margin=dict(l=10, r=10, t=30, b=10), xaxis_title="step",
