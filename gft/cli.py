@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from gft.constants import MAX_MEASURED_POINTS
+from gft.core import distributed
 from gft.core.checkpoints import (
     atomic_write_bytes,
     check_writable,
@@ -68,9 +69,9 @@ def _float(text: str) -> float:
 
 
 def _add_training_args(p: argparse.ArgumentParser, steps: int) -> None:
-    p.add_argument("--data", required=True, help="registered 2D name, file:PATH (.npy/.csv, N x 2) or digits:CLASSES[+TRANSFORM]")
+    p.add_argument("--data", required=True, help="registered 2D name, file:PATH (.npy/.csv, N x 2), digits:CLASSES[+TRANSFORM] or images:PATH[#X[,Y]][:CLASSES]")
     p.add_argument("--steps", type=_positive_int, default=steps)
-    p.add_argument("--batch", type=_positive_int, default=None, help="default 256 (2D) or 128 (digits)")
+    p.add_argument("--batch", type=_positive_int, default=None, help="default 256 (2D) or 128 (images); under torchrun, per process")
     p.add_argument("--lr", type=_float, default=1e-3)
     p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--coupling", choices=COUPLINGS, default="independent")
@@ -95,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("pretrain", help="train a flow model with plain flow matching")
     _add_training_args(p, steps=3000)
-    p.add_argument("--width", type=_positive_int, default=None, help="MLP hidden units (default 128); digits: convnet channels (default 16)")
-    p.add_argument("--depth", type=_positive_int, default=None, help="MLP layers (default 3); digits: residual blocks per level (default 1)")
+    p.add_argument("--width", type=_positive_int, default=None, help="MLP hidden units (default 128); images: convnet channels (default by size: 16 at 8x8, 32 at 28x28)")
+    p.add_argument("--depth", type=_positive_int, default=None, help="MLP layers (default 3); images: residual blocks per level (default by size: 1 or 2)")
     p.add_argument("--score-head", action="store_true", help="also learn the score (for SDE sampling)")
     p.add_argument("--upsample", type=int, choices=(1, 2), default=1, help="images: run the convnet at 2x resolution")
 
@@ -193,20 +194,26 @@ def _run_training(args, method: str, task: Task, base=None, model_config=None, e
     if args.keep == "best" and not args.val_fraction:
         raise ValueError("--keep best chooses by validation energy: give --val-fraction too")
     monitor = Monitor(eval_every=max(args.eval_every, 0), eval_points=1000, val_fraction=args.val_fraction)
-    trainer = make_trainer(task, config, base=base, model_config=model_config, limit=args.limit, monitor=monitor)
+    shard = distributed.setup(resolve_device(config.device))  # None unless started by torchrun with 2+ processes
     try:
-        result = trainer.run(callback=_progress(args.json, task.metric))
+        trainer = make_trainer(task, config, base=base, model_config=model_config, limit=args.limit, monitor=monitor, shard=shard)
+        try:
+            result = trainer.run(callback=_progress(args.json or not distributed.is_main_process(), task.metric))
+        finally:
+            trainer.close()
     finally:
-        trainer.close()
+        distributed.teardown()
     chosen, keep = trainer.result_model, {}
     best = best_point(result.history)
     if best is not None:
         keep = {"keep": args.keep, "best_step": best["step"], "best_tau": best["tau"], "val_energy": best[VALIDATION]}
         if args.keep == "best":
             chosen = best_weights(trainer).best_model(trainer.result_model)
-    extra = dict(extra or {}, history=result.history, limit=args.limit, eval_every=monitor.eval_every, **keep)
+    extra = dict(extra or {}, history=result.history, limit=args.limit, eval_every=monitor.eval_every,
+                 output=task.output_info(), **keep)
     replaced = write_target(args.out).exists()  # another run may have written it while this one trained
-    save_checkpoint(args.out, chosen, task.data, config.to_dict(), extra)
+    if distributed.is_main_process():  # every rank holds the same weights; one writes them
+        save_checkpoint(args.out, chosen, task.data, config.to_dict(), extra)
     return {
         **keep,
         "command": args.command,
@@ -218,6 +225,7 @@ def _run_training(args, method: str, task: Task, base=None, model_config=None, e
         "final_loss": result.final_loss,
         "ot_seconds_per_batch": result.ot_seconds_per_batch,
         "device": str(trainer.device),
+        "world_size": 1 if shard is None else shard.world_size,
         "history": result.history,
     }
 
@@ -247,7 +255,8 @@ def cmd_sample(args) -> dict:
     _check_npy_suffix("--trajectory", args.trajectory)
     _check_outputs({"--out": args.out, "--trajectory": args.trajectory})
     ckpt = load_checkpoint(args.model)
-    task = task_for(ckpt.data)
+    # The recorded output scaling writes samples as the training data was laid out, file or no file.
+    task = task_for(ckpt.data, output=ckpt.extra.get("output"))
     device = resolve_device(args.device)
     model = ckpt.model.to(device)
     x0 = noise(args.n, model.config.data_shape, args.seed, device)
@@ -307,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"gft {args.command}: interrupted; nothing was written\n")
         return 130
+    if not distributed.is_main_process():
+        return 0  # a torchrun rank other than 0: rank 0 reports for the job
     if args.json:
         print(json.dumps(summary, default=float))
     else:

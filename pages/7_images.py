@@ -1,4 +1,5 @@
-"""Images: GFT and standard fine-tuning on real 8x8 handwritten digits, side by side on the same noise seeds."""
+"""Images: GFT and standard fine-tuning on real 8x8 handwritten digits (or your own image file), side by side
+on the same noise seeds."""
 
 from __future__ import annotations
 
@@ -13,10 +14,14 @@ from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, user_errors
 from gft.core.checkpoints import checkpoint_from_bytes
 from gft.core.training import TrainConfig, Trainer
+from gft.data.digits import DATA_SHAPE as DIGITS_SHAPE
 from gft.data.digits import parse_digits_spec
+from gft.data.image_files import PREFIX as IMAGES_PREFIX
+from gft.data.image_files import image_set_from_bytes, parse_image_spec
 from gft.evaluation import probes
 from gft.evaluation.images import evaluate_images
 from gft.tasks.digits import DigitsTask
+from gft.tasks.image_files import ImageFileTask
 from gft.tasks.runs import Monitor, make_trainer
 from gft.tasks.shipped import ASSET_DIR
 from gft.viz import images as fi
@@ -28,12 +33,15 @@ RUNS = ("gft", "standard")
 LAST_MODEL = "im_last_model"  # {"payload", "data", "label"}: the GFT model of this page's last finished run
 
 # Bound selectboxes put the displayed option in the URL: short plain names.
-NEW, LIMITED, STYLE, CHAIN = "new classes", "limited data", "style shift", "style chain"
+NEW, LIMITED, STYLE, CHAIN, OWN = "new classes", "limited data", "style shift", "style chain", "your images"
 SCENARIOS = {
     NEW: "New classes: pretrained on digits 0-4, fine-tuned on 5-9 (631 training images).",
     LIMITED: "Limited data: pretrained on digits 0-4, fine-tuned on one class with 10, 50 or all of its ~125 training images.",
     STYLE: "Style shift: pretrained on all ten digits, fine-tuned on the same digits inverted (black ink on white).",
     CHAIN: "Chain step: the GFT model of your last run on this page, fine-tuned on inverted and thickened digits.",
+    OWN: "Your images: a .npy/.npz of N x H x W (grey) or N x C x H x W / N x H x W x C (colour) images, 8 to 64 pixels a side, "
+         "as the target; 8x8 grey sets start from the shipped digits model, other sizes from a checkpoint you pretrained on them "
+         "(python -m gft pretrain --data images:PATH ...).",
 }
 LIMITS = ("10", "50", "all")
 
@@ -60,8 +68,38 @@ def pretrained_grid(key: str, _payload: bytes, n: int, seed: int):
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def target_grid(spec: str, limit: int | None, seed: int, n: int):
-    return probes.as_numpy(DigitsTask(spec).pool(seed, limit)[:n])
+def target_grid(key: str, _task, limit: int | None, seed: int, n: int):
+    return probes.as_numpy(_task.pool(seed, limit)[:n])
+
+
+@st.cache_resource(show_spinner="Checking the image file ...", max_entries=4)
+def uploaded_images(key: str, _payload: bytes, filename: str, arrays: str):
+    """An uploaded image file, validated by the same code as files on disk (kept once per content)."""
+    return image_set_from_bytes(_payload, filename, parse_image_spec(f"{IMAGES_PREFIX}{filename}{arrays}"))
+
+
+def own_target() -> tuple[ImageFileTask, str]:
+    """The task of the user's image file (an upload, or a path on this machine) and its cache key."""
+    c = st.columns([2, 2, 1])
+    upload = c[0].file_uploader("Image file (.npy or .npz)", type=["npy", "npz"], key="im_upload",
+                                help="within the app's upload limit; larger files: give their path instead")
+    path = c[1].text_input("… or its path on this machine", key="im_path", placeholder="/data/mnist.npz")
+    arrays = c[2].text_input("Arrays and classes", key="im_arrays", placeholder="#x,y:0-4",
+                             help="for an .npz: #IMAGES, or #IMAGES,LABELS, optionally :CLASSES (labels needed); empty for a .npy")
+    arrays = arrays.strip()
+    if arrays and not arrays.startswith("#"):
+        arrays = "#" + arrays
+    if upload is not None:
+        payload = upload.getvalue()
+        key = res.payload_key(payload, "upload") + arrays
+        data = uploaded_images(key, payload, upload.name, arrays.split(":")[0])
+        return ImageFileTask(f"{IMAGES_PREFIX}{upload.name}{arrays}", upload=data), key
+    if path.strip():
+        spec = f"{IMAGES_PREFIX}{path.strip()}{arrays}"
+        task = ImageFileTask(spec)
+        task.parts()  # read and validate now: a bad file is a message here, not a failed run
+        return task, spec
+    raise ValueError("upload an image file or give its path")
 
 
 # ---- scenario ---------------------------------------------------------------------------------------
@@ -75,9 +113,29 @@ if scenario == LIMITED:
     limit = None if n_images == "all" else int(n_images)
 st.caption(SCENARIOS[scenario])
 
+target_spec = {NEW: "digits:5-9", LIMITED: f"digits:{digit}", STYLE: "digits:0-9+invert", CHAIN: "digits:0-9+invert+thicken"}.get(scenario)
+target_task, target_key = (DigitsTask(target_spec), target_spec) if target_spec else (None, None)
 base = None  # {"key", "label", "data", "payload"}
+if scenario == OWN:
+    with user_errors("Cannot use this image file"):
+        target_task, target_key = own_target()
+        target_spec = target_task.data
 with user_errors("No pretrained model"):
-    if scenario == CHAIN:
+    if scenario == OWN:
+        if target_task is None:
+            raise ValueError("choose an image file first")
+        if target_task.data_shape == DIGITS_SHAPE:
+            base = {"key": "digits:0-9", "label": "shipped digits 0-9", "data": "digits:0-9", "payload": shipped_digits_payload("0-9")}
+        else:
+            up = st.file_uploader(f"Pretrained checkpoint for {' x '.join(map(str, target_task.data_shape))} images (.pt)", type=["pt"], key="im_base_upload")
+            if up is None:
+                raise ValueError(f"no shipped model makes images of shape {target_task.data_shape}: pretrain one "
+                                 f"(python -m gft pretrain --data {IMAGES_PREFIX}PATH ... --out base.pt) and upload it here")
+            payload = up.getvalue()
+            key = res.payload_key(payload, "base")
+            target_task.check_model(res.payload_model(key, payload).config, f"the checkpoint {up.name}")
+            base = {"key": key, "label": up.name, "data": checkpoint_from_bytes(payload, up.name).data, "payload": payload}
+    elif scenario == CHAIN:
         last = st.session_state.get(LAST_MODEL)
         if last is None:
             raise ValueError("no model of this session yet: run the style-shift scenario first; its GFT model is the start of the chain")
@@ -85,9 +143,8 @@ with user_errors("No pretrained model"):
     else:
         name = "0-9" if scenario == STYLE else "0-4"
         base = {"key": f"digits:{name}", "label": f"shipped digits {name}", "data": f"digits:{name}", "payload": shipped_digits_payload(name)}
-target_spec = {NEW: "digits:5-9", LIMITED: f"digits:{digit}", STYLE: "digits:0-9+invert", CHAIN: "digits:0-9+invert+thicken"}[scenario]
-target_label = target_spec + ("" if limit is None else f" ({limit} images)")
-if base is not None:
+target_label = f"{target_spec}" + ("" if limit is None else f" ({limit} images)")
+if base is not None and target_task is not None:
     st.markdown(f"**{base['label']}** → **{target_label}**")
 
 # ---- how ------------------------------------------------------------------------------------------
@@ -114,12 +171,12 @@ st.subheader("Temperature schedule (GFT run)")
 spec = schedule_editor("im_", total_steps=steps)
 final = edited_final_fraction("im_")
 
-if base is not None:
+if base is not None and target_task is not None:
     with st.expander("Before training: the pretrained model and the target", expanded=False), user_errors("Cannot draw the preview"):
         st.plotly_chart(
             fi.grid_figure({
                 f"pretrained: {base['label']} (the seeds animated below)": pretrained_grid(base["key"], base["payload"], grid, seed),
-                f"target: {target_label} (training images)": target_grid(target_spec, limit, seed, grid),
+                f"target: {target_label} (training images)": target_grid(target_key, target_task, limit, seed, grid),
             }, height=360),
             key="im_preview",
         )
@@ -137,9 +194,8 @@ def current_monitor() -> Monitor:
     return Monitor(eval_every=max(1, steps // fd_checks) if fd_checks else 0, particles=grid, trajectory_steps=euler)
 
 
-def images_job(payload: bytes, key: str, spec_text: str, limit_: int | None, configs: dict[str, TrainConfig], monitor: Monitor) -> TrainingJob:
+def images_job(payload: bytes, key: str, task, limit_: int | None, configs: dict[str, TrainConfig], monitor: Monitor) -> TrainingJob:
     """Both runs from the same checkpoint; everything heavy happens in the job's thread."""
-    task = DigitsTask(spec_text)
 
     def factory(config: TrainConfig):
         def build() -> Trainer:
@@ -150,20 +206,20 @@ def images_job(payload: bytes, key: str, spec_text: str, limit_: int | None, con
 
 
 def start(paused: bool) -> bool:
-    if base is None:
-        st.error("No pretrained model for this scenario (see the message above).")
+    if base is None or target_task is None:
+        st.error("No pretrained model or no target for this scenario (see the messages above).")
         return False
     if spec is None:
         st.error("Fix the temperature schedule first (see the message above).")
         return False
     with user_errors("Cannot start this run"):
-        parse_digits_spec(target_spec)
         configs = {name: current_config(name) for name in RUNS}
         params = {
             "configs": {n: c.to_dict() for n, c in configs.items()}, "particles": grid, "scenario": scenario, "target_spec": target_spec,
+            "target_task": target_task,
             "target_label": target_label, "limit": limit, "base_key": base["key"], "base_label": base["label"], "base_data": base["data"],
         }
-        w.launch(OWNER, images_job(base["payload"], base["key"], target_spec, limit, configs, current_monitor()), params, paused=paused)
+        w.launch(OWNER, images_job(base["payload"], base["key"], target_task, limit, configs, current_monitor()), params, paused=paused)
         return True
     return False
 
@@ -225,9 +281,13 @@ def evaluate_runs(n: int) -> dict[str, dict]:
     out = {}
     for name in RUNS:
         model = job.model(name)
-        if model is not None:
-            out[name] = evaluate_images(model, params["target_spec"], n=n, seed=cfg["seed"], limit=params["limit"],
-                                        train_seed=cfg["seed"], steps=50).to_dict()
+        if model is None:
+            continue
+        if params["scenario"] == OWN:
+            evaluation = params["target_task"].evaluate(model, n=n, seed=cfg["seed"], limit=params["limit"], train_seed=cfg["seed"])
+        else:
+            evaluation = evaluate_images(model, params["target_spec"], n=n, seed=cfg["seed"], limit=params["limit"], train_seed=cfg["seed"], steps=50)
+        out[name] = evaluation.to_dict()
     return out
 
 
@@ -274,14 +334,15 @@ def results() -> None:
     d = st.columns(4)
     hist = {n: list(r.history) for n, r in runs.items()}
     for col, name in zip(d[:2], RUNS):
-        extra = {"parent": params["base_key"], "base_data": params["base_data"], "history": hist[name], "limit": params["limit"]}
+        extra = {"parent": params["base_key"], "base_data": params["base_data"], "history": hist[name], "limit": params["limit"],
+                 "output": params["target_task"].output_info()}
         payload = w.finished_checkpoint(OWNER, name, token, params["target_spec"], configs[name], extra)
         if payload is None:
             col.caption(f"No {name} checkpoint: the run did not finish.")
             continue
-        col.download_button(f"{name} checkpoint (.pt)", payload, file_name=f"gft_images_{name}_{params['target_spec'].replace(':', '_')}.pt",
+        col.download_button(f"{name} checkpoint (.pt)", payload, file_name=f"gft_images_{name}_{params['target_spec'].split('/')[-1].replace(':', '_').replace('#', '_')}.pt",
                             mime="application/octet-stream", icon=":material/download:", on_click="ignore", key=f"im_dl_{name}")
-        if name == "gft" and view.state == "done":
+        if name == "gft" and view.state == "done" and params["scenario"] != OWN:  # the chain continues digit styles
             st.session_state[LAST_MODEL] = {"payload": payload, "data": params["target_spec"], "label": f"your GFT model of {params['target_label']}"}
     metrics = st.session_state.get(f"{OWNER}_memo", {}).get(key)
     if metrics:
@@ -307,8 +368,9 @@ def show_metrics(metrics: dict[str, dict]) -> None:
         for col, (name, m) in zip(cols, metrics.items()):
             col.markdown(f"**{fi.RUN_TITLES.get(name, name)}**")
             col.metric("FD", f"{m['fd']:.2f}", help=f"null band (real train subsets vs held-out images): {_band(m['fd_null'])}")
-            col.metric("share in target classes", f"{m['target_fraction']:.0%}")
-            col.metric("class entropy", f"{m['class_entropy']:.2f} nats")
+            if m.get("target_fraction") is not None:  # labelled data only
+                col.metric("share in target classes", f"{m['target_fraction']:.0%}")
+                col.metric("class entropy", f"{m['class_entropy']:.2f} nats")
             col.metric("diversity", f"{m['diversity']:.1f}", help=f"real held-out images: {m['diversity_real']:.1f}")
             col.metric("NN distance ratio", f"{m['nn_distance_ratio']:.2f}", help="≪ 1: samples copy training images; ≈ 1: as far as fresh real images")
         first = next(iter(metrics.values()))
@@ -317,8 +379,13 @@ def show_metrics(metrics: dict[str, dict]) -> None:
         st.markdown("**FD with few Euler steps** (same noise)")
         st.dataframe({"Euler steps": list(first["fd_by_steps"]), **{n: [round(v, 2) for v in m["fd_by_steps"].values()] for n, m in metrics.items()}},
                      hide_index=True)
+    if first.get("class_fractions") is None:
+        return
     with right:
-        classes = parse_digits_spec(params["target_spec"]).classes
+        if params["scenario"] == OWN:
+            classes = parse_image_spec(params["target_spec"]).classes or [int(c) for c in first["class_fractions"]]
+        else:
+            classes = parse_digits_spec(params["target_spec"]).classes
         st.plotly_chart(fi.class_bars({n: m["class_fractions"] for n, m in metrics.items()}, classes), key="im_class_bars")
 
 

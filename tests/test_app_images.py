@@ -54,7 +54,7 @@ def test_images_draw_in_model_scale_with_the_channel_dropped():
     heat = fi.grid_figure({"x": x}).data[0]
     assert (heat.zmin, heat.zmax) == (paper, ink) == fi.IMAGE_RANGE
     with pytest.raises(ValueError, match="images must have shape"):
-        fi.tiles(np.zeros((2, 3, 8, 8)))
+        fi.tiles(np.zeros((2, 2, 8, 8)))
 
 
 def _snaps(steps: list[int], n: int = 9, k: int = 5, seed: int = 0) -> list[Snapshot]:

@@ -168,7 +168,7 @@ def test_convnet_heads_shapes_and_zero_start():
                 assert value.shape == x.shape and value.is_contiguous()
                 assert torch.count_nonzero(value) == 0  # zero-initialised output convolution
     with pytest.raises(ValueError, match="data_shape"):
-        build_model(ModelConfig(kind="convnet", data_shape=(1, 16, 16), width=8))
+        build_model(ModelConfig(kind="convnet", data_shape=(2, 8, 8), width=8))  # grey or colour only; sizes: tests/test_convnet_sizes.py
 
 
 def test_core_couplings_and_objective_work_on_images():

@@ -63,11 +63,23 @@ class GFTObjective:
             raise ValueError("the pretrained model and the fine-tuned model must have the same heads")
 
     def path_sample(
-        self, x0: torch.Tensor, x1: torch.Tensor, generator: torch.Generator | None
+        self, x0: torch.Tensor, x1: torch.Tensor, generator: torch.Generator | None, shard=None
     ) -> PathSample:
-        """Draw t uniformly and the point on the path for already-coupled pairs."""
-        t = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype)
-        return self.path.sample(x0, x1, t, generator, independent=self.coupling.independent)
+        """Draw t uniformly and the point on the path for already-coupled pairs.
+
+        With a ``shard`` (:class:`gft.core.distributed.Shard`: ``x0``, ``x1`` are this rank's rows of a
+        global batch) the draws are made for the whole global batch, in the single-process order (t,
+        then the path noise), and this rank keeps its rows: K ranks draw what one process would.
+        """
+        if shard is None:
+            t = torch.rand(x0.shape[0], generator=generator, device=x0.device, dtype=x0.dtype)
+            return self.path.sample(x0, x1, t, generator, independent=self.coupling.independent)
+        n = shard.global_size(x0.shape[0])
+        t = torch.rand(n, generator=generator, device=x0.device, dtype=x0.dtype)
+        eps = None
+        if self.path.sigma > 0:
+            eps = shard.local(torch.randn((n, *x0.shape[1:]), generator=generator, device=x0.device, dtype=x0.dtype))
+        return self.path.sample(x0, x1, shard.local(t), generator, independent=self.coupling.independent, eps=eps)
 
     def loss(
         self,
@@ -76,9 +88,13 @@ class GFTObjective:
         x1: torch.Tensor,
         lam: float,
         generator: torch.Generator | None = None,
+        shard=None,
     ) -> LossValue:
-        """Loss on a coupled batch ``(x0, x1)`` at pretrained weight ``lam``."""
-        ps = self.path_sample(x0, x1, generator)
+        """Loss on a coupled batch ``(x0, x1)`` at pretrained weight ``lam`` (``shard``: see :meth:`path_sample`).
+
+        ``model`` only needs ``heads(x, t)``: a DDP wrapper (:class:`gft.core.distributed.DataParallelHeads`) will do.
+        """
+        ps = self.path_sample(x0, x1, generator, shard)
         pred = model.heads(ps.x_t, ps.t)
         pre = None
         if lam > 0.0:

@@ -41,15 +41,20 @@ class GaussianPath:
         t: torch.Tensor,
         generator: torch.Generator | None = None,
         independent: bool = True,
+        eps: torch.Tensor | None = None,
     ) -> PathSample:
-        """Draw ``x_t`` and the targets; ``independent`` says whether the pair came from p0 x q."""
+        """Draw ``x_t`` and the targets; ``independent`` says whether the pair came from p0 x q.
+
+        ``eps`` (sigma > 0): the path noise, already drawn (data-parallel ranks draw it for the global batch).
+        """
         shape = (-1,) + (1,) * (x0.dim() - 1)
         tb = t.view(shape)
         x_t = (1 - tb) * x0 + tb * x1
         velocity = x1 - x0
         if self.sigma > 0:
             tc = t.clamp(T_EPS, 1 - T_EPS).view(shape)
-            eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+            if eps is None:
+                eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
             s_t = self.sigma * torch.sqrt(tc * (1 - tc))
             x_t = x_t + s_t * eps
             velocity = velocity + self.sigma * (1 - 2 * tc) / (2 * torch.sqrt(tc * (1 - tc))) * eps

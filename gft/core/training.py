@@ -26,6 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from gft.constants import PATH_SEED_OFFSET
 from gft.core.couplings import COUPLINGS, Coupling
 from gft.core.device import make_generator, resolve_device
+from gft.core.distributed import DataParallelHeads, Shard
 from gft.core.models import FlowModel, ModelConfig, build_seeded
 from gft.core.objectives import GFTObjective
 from gft.core.paths import GaussianPath
@@ -203,6 +204,7 @@ class Trainer:
     copy of ``pretrained`` (or of ``init``, a model of the same architecture, when given); ``scratch`` from
     fresh weights of ``init`` (a ModelConfig) or of ``pretrained``'s architecture.
     GFT keeps its own frozen copy of ``pretrained`` as f_pre. The caller's models are never changed.
+    With a ``shard`` (one rank of a torchrun job) it trains data-parallel: see :mod:`gft.core.distributed`.
     """
 
     def __init__(
@@ -213,6 +215,7 @@ class Trainer:
         init: FlowModel | ModelConfig | None = None,
         pretrained: FlowModel | None = None,
         hooks: Sequence[Hook] = (),
+        shard: Shard | None = None,
     ) -> None:
         method = config.method
         start = _starting_point(method, init, pretrained)
@@ -229,6 +232,9 @@ class Trainer:
         own = build_seeded(start, config.seed) if isinstance(start, ModelConfig) else copy.deepcopy(start)
         self.model = own.to(self.device)
         self.model.train()
+        # Data-parallel (torchrun): ``config.batch`` is this rank's share; see gft.core.distributed.
+        self.shard = shard
+        self._net = self.model if shard is None else DataParallelHeads(self.model, self.device)
         self.hooks = tuple(hooks)
         self.schedule = config.make_schedule()
         self.coupling = Coupling(config.coupling, config.sinkhorn_reg)
@@ -275,9 +281,12 @@ class Trainer:
         return self.step >= self.config.steps
 
     def _draw(self) -> tuple[torch.Tensor, torch.Tensor, torch.Generator | None]:
-        idx = torch.randint(len(self.target), (self.config.batch,), generator=self._data_gen)
+        n = self.config.batch if self.shard is None else self.shard.global_size(self.config.batch)
+        idx = torch.randint(len(self.target), (n,), generator=self._data_gen)
         x1 = self.target[idx]
         x0 = torch.randn(x1.shape, generator=self._data_gen)
+        if self.shard is not None:
+            x0, x1 = self.shard.local(x0), self.shard.local(x1)
         gen = None
         if self.coupling.kind == "sinkhorn":
             # Each batch gets its own stream for its partner draws, so workers may finish in any order.
@@ -314,10 +323,12 @@ class Trainer:
         """One optimisation step at the schedule's current lambda; returns the loss."""
         lam = self.schedule.lam(self.step)
         x0, x1 = self._next_pair()
-        value = self.objective.loss(self.model, x0, x1, lam, self._path_gen)
+        value = self.objective.loss(self._net, x0, x1, lam, self._path_gen, shard=self.shard)
+        loss = float(value.total.detach())
+        if self.shard is not None:
+            value, loss = self.shard.average(value)
         if not math.isfinite(value.velocity) or (value.score is not None and not math.isfinite(value.score)):
             raise self._diverged("loss became non-finite")
-        loss = float(value.total.detach())
         self._watch_growth(loss, x0, x1)
         total = value.total
         if self._anchor is not None:

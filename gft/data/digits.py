@@ -21,12 +21,13 @@ another spec evaluates on. ``limit`` takes a nested, class-balanced subset of th
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.nn import functional as F
+
+from gft.data.classes import parse_class_list
 
 N_CLASSES = 10
 PIXEL_MAX = 16.0
@@ -56,8 +57,6 @@ def _shift(x: torch.Tensor) -> torch.Tensor:
 
 # Pixel-scale image batches (..., 8, 8) -> same shape, values stay in [0, 16].
 TRANSFORMS = {"invert": _invert, "thicken": _thicken, "rotate": _rotate, "shift": _shift}
-
-_ITEM = re.compile(r"^(\d+)(?:-(\d+))?$")
 
 
 @dataclass(frozen=True)
@@ -99,25 +98,10 @@ def parse_digits_spec(text: str) -> DigitsSpec:
     class_part, *transforms = body.split("+")
     if not class_part:
         raise ValueError(f"{text!r}: no classes; write e.g. digits:0-4, digits:7 or digits:1,3,5")
-    classes: list[int] = []
-    for item in class_part.split(","):
-        m = _ITEM.match(item)
-        if m is None:
-            raise ValueError(f"{text!r}: {item!r} is not a digit, a range a-b or a comma list of those")
-        lo = int(m.group(1))
-        hi = int(m.group(2)) if m.group(2) is not None else lo
-        for value in (lo, hi):
-            if value >= N_CLASSES:
-                raise ValueError(f"{text!r}: class {value} is not a digit 0-9")
-        if hi < lo:
-            raise ValueError(f"{text!r}: range {item!r} runs backwards; write {hi}-{lo}")
-        for c in range(lo, hi + 1):
-            if c in classes:
-                raise ValueError(f"{text!r}: class {c} is listed twice")
-            classes.append(c)
+    classes = parse_class_list(class_part, text, N_CLASSES - 1, noun="digit")
     if any(not t for t in transforms):
         raise ValueError(f"{text!r}: empty transform after '+'; choose from {', '.join(TRANSFORMS)}")
-    return DigitsSpec(tuple(sorted(classes)), tuple(transforms))
+    return DigitsSpec(classes, tuple(transforms))
 
 
 @functools.lru_cache(maxsize=1)

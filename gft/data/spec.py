@@ -19,7 +19,7 @@ class DataSpec:
     def __post_init__(self) -> None:
         if not self.is_file and not self.is_image and self.text not in DISTRIBUTIONS:
             raise ValueError(
-                f"unknown data {self.text!r}; choose one of {sorted(DISTRIBUTIONS)}, file:PATH or digits:CLASSES"
+                f"unknown data {self.text!r}; choose one of {sorted(DISTRIBUTIONS)}, file:PATH, digits:CLASSES or images:PATH"
             )
 
     @property

@@ -36,21 +36,25 @@ def classifier_features(x: torch.Tensor) -> torch.Tensor:
     return clf.classify(clf.load_classifier(), x).features
 
 
-def training_fd(spec_text: str, seed: int = 0) -> Callable[[FlowModel], float]:
-    """A cheap FD for training histories: 256 samples, 20 Euler steps, against the held-out images.
+def fd_curve(features: Callable[[torch.Tensor], torch.Tensor], reference: torch.Tensor, shape: tuple[int, ...], seed: int = 0) -> Callable[[FlowModel], float]:
+    """A cheap FD for training histories: 256 samples, 20 Euler steps, against ``reference`` features.
 
-    It reads higher than :func:`evaluate_images`' FD (fewer samples, coarser solver): compare it only
-    with itself.
+    It reads higher than a full evaluation's FD (fewer samples, coarser solver): compare it only with itself.
     """
-    spec = parse_digits_spec(spec_text)
-    reference = classifier_features(to_model_scale(digit_set(spec, "heldout").pixels))
 
     def evaluate(model: FlowModel) -> float:
-        x0 = noise(TRAINING_EVAL_SAMPLES, DATA_SHAPE, seed + EVAL_SEED_OFFSET, model_device(model))
+        x0 = noise(TRAINING_EVAL_SAMPLES, shape, seed + EVAL_SEED_OFFSET, model_device(model))
         x = sample_ode(model, x0, "euler", TRAINING_EVAL_STEPS).x
-        return frechet_distance(classifier_features(x), reference)
+        return frechet_distance(features(x), reference)
 
     return evaluate
+
+
+def training_fd(spec_text: str, seed: int = 0) -> Callable[[FlowModel], float]:
+    """:func:`fd_curve` against the held-out digits of a ``digits:`` spec, in the digit classifier's features."""
+    spec = parse_digits_spec(spec_text)
+    reference = classifier_features(to_model_scale(digit_set(spec, "heldout").pixels))
+    return fd_curve(classifier_features, reference, DATA_SHAPE, seed)
 
 
 def evaluate_images(
@@ -93,7 +97,7 @@ def evaluate_images(
     return Evaluation(
         kind="images",
         fd=frechet_distance(out.features, held_feat),
-        fd_null=_real_null(clf.classify(classifier, to_model_scale(full_train.pixels)).features, held_feat, n, seed).to_dict(),
+        fd_null=real_null_band(clf.classify(classifier, to_model_scale(full_train.pixels)).features, held_feat, n, seed).to_dict(),
         fd_by_steps=few,
         solver=solver,
         nfe=main.nfe,
@@ -112,7 +116,7 @@ def evaluate_images(
     )
 
 
-def _real_null(train_feat: torch.Tensor, held_feat: torch.Tensor, n: int, seed: int) -> NullBand:
+def real_null_band(train_feat: torch.Tensor, held_feat: torch.Tensor, n: int, seed: int) -> NullBand:
     """FD of random subsets of the real training images (as many as the samples, at most all) to the held-out
     images: where a model that drew real digits would read. The held-out set is fixed, so only one side varies."""
     m = min(n, len(train_feat))

@@ -15,6 +15,9 @@ IMAGE_FIELDS = (
     "n_heldout", "feature_dim", "notes",
 )  # fmt: skip
 KINDS = ("points", "images")
+# Fields that may be None where they do not apply: mode coverage (mixtures only) and the class
+# statistics of images (sets with labels only: the digits and labelled image files).
+OPTIONAL_FIELDS = ("mode_coverage", "class_fractions", "target_fraction", "class_entropy", "classifier_accuracy")
 
 
 @dataclass(frozen=True)
@@ -41,10 +44,10 @@ class Evaluation:
     kinetic_energy: float | None = None
     mode_coverage: float | None = None  # mixtures only
     # images
-    fd: float | None = None  # Frechet distance of classifier features
+    fd: float | None = None  # Frechet distance of classifier (or, unlabelled files, random) features
     fd_null: dict | None = None  # NullBand.to_dict(): real train images (subsets) against held-out images
     fd_by_steps: dict[str, float] | None = None
-    class_fractions: dict[str, float] | None = None  # all ten digits, as the classifier assigns the samples
+    class_fractions: dict[str, float] | None = None  # every class (all ten digits), as the classifier assigns the samples
     target_fraction: float | None = None  # share of samples assigned to the spec's classes
     class_entropy: float | None = None  # nats
     diversity: float | None = None  # mean pairwise pixel distance of samples
@@ -59,7 +62,7 @@ class Evaluation:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
-        missing = [f for f in self._fields() if f != "mode_coverage" and getattr(self, f) is None]
+        missing = [f for f in self._fields() if f not in OPTIONAL_FIELDS and getattr(self, f) is None]
         if missing:
             raise ValueError(f"a {self.kind} evaluation needs {', '.join(missing)}")
 

@@ -13,20 +13,31 @@ import numpy as np
 import torch
 
 from gft.constants import MAX_MEASURED_POINTS, VALIDATION_SEED_OFFSET
+from gft.core.distributed import Shard
 from gft.core.models import FlowModel, ModelConfig
 from gft.core.training import Hook, TrainConfig, Trainer
+from gft.data.image_files import PREFIX as IMAGES_PREFIX
 from gft.evaluation.monitors import BestWeights, trajectories
 from gft.tasks.digits import DigitsTask
+from gft.tasks.image_files import ImageFileTask
 from gft.tasks.points import PointsTask
 from gft.tasks.task import Task
 
 VALIDATION = "val_energy"  # the history column of the validation energy
 
 
-def task_for(data: str, points: np.ndarray | None = None) -> Task:
-    """The task of a ``--data`` value (``digits:...`` is images, anything else 2D points)."""
+def task_for(data: str, points: np.ndarray | None = None, output: dict | None = None) -> Task:
+    """The task of a ``--data`` value (``digits:...`` and ``images:...`` are images, anything else 2D points).
+
+    ``output`` is a checkpoint's ``extra["output"]`` (:meth:`Task.output_info` at training time): the
+    task then writes samples as it did then, without reading the data again.
+    """
     if not isinstance(data, str) or not data:
         raise ValueError(f"data must be a non-empty string, got {data!r}")
+    if data.startswith(IMAGES_PREFIX):
+        if points is not None:
+            raise ValueError("in-memory points make a 2D task, not an image one")
+        return ImageFileTask(data, output=output or None)
     if data.startswith("digits:"):
         if points is not None:
             raise ValueError("in-memory points make a 2D task, not a digits one")
@@ -80,12 +91,14 @@ def make_trainer(
     model_config: ModelConfig | None = None,
     limit: int | None = None,
     monitor: Monitor = Monitor(),
+    shard: Shard | None = None,
 ) -> Trainer:
     """A trainer for ``config.method`` on ``task``'s pool (seeded by ``config.seed``, ``limit`` samples).
 
     ``pretrain`` builds ``model_config`` (default: the task's) from the seed; ``gft`` and ``standard``
     fine-tune a copy of ``base``; ``scratch`` trains fresh weights of ``base``'s architecture. The
-    caller's ``base`` is never changed.
+    caller's ``base`` is never changed. ``shard`` makes it one rank of a data-parallel run
+    (:mod:`gft.core.distributed`; ``config.batch`` is then the batch of each rank).
     """
     if config.method == "pretrain":
         if base is not None:
@@ -100,7 +113,7 @@ def make_trainer(
         init = None
         task.check_model(base.config, "the base model")
     pool, validation = split_validation(task.pool(config.seed, limit), monitor.val_fraction, config.seed)
-    return Trainer(pool, config, init=init, pretrained=base, hooks=monitor.hooks(task, config, validation))
+    return Trainer(pool, config, init=init, pretrained=base, hooks=monitor.hooks(task, config, validation), shard=shard)
 
 
 def split_validation(pool: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:

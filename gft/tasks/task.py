@@ -2,7 +2,8 @@
 
 A :class:`Task` gives the training pool and the held-out set, the default model and batch, the metric
 a training curve tracks and the full evaluation. Points (2D) and images (digits) implement it, so the
-CLI, the app and the benchmarks never branch on the kind of data.
+CLI, the app and the benchmarks never branch on the kind of data. User image sets (``images:``) are
+images too: ``kind`` says which models a task can share, ``data_shape`` which of those fit.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ class Task(abc.ABC):
     def to_output(self, x: torch.Tensor) -> torch.Tensor:
         """Model space to the user's space (identity for points)."""
         return x
+
+    def output_info(self) -> dict:
+        """What :meth:`to_output` needs to know about the data, JSON-able: a checkpoint records it (in
+        ``extra["output"]``) so that a task rebuilt with it (``task_for(data, output=...)``) writes
+        samples the same way without the data at hand. Empty when the spec alone says it."""
+        return {}
 
     def check_model(self, config: ModelConfig, role: str = "the model") -> None:
         """Refuse a model whose samples do not have this task's shape."""

@@ -28,12 +28,15 @@ RUN_TITLES = {"gft": "GFT (annealed τ)", "standard": "standard fine-tuning (τ 
 
 # ---- tiles -------------------------------------------------------------------------------------
 def tiles(images: np.ndarray) -> np.ndarray:
-    """Images (n, 1, h, w) or (n, h, w) as float32 (n, h, w): the one channel dropped."""
+    """Images (n, 1, h, w), (n, 3, h, w) or (n, h, w) as float32 (n, h, w): the one channel dropped,
+    colour shown as the mean of its channels (a heatmap mosaic holds one value per pixel)."""
     a = f32(images)
     if a.ndim == 4 and a.shape[1] == 1:
         a = a[:, 0]
+    elif a.ndim == 4 and a.shape[1] == 3:
+        a = a.mean(axis=1)
     if a.ndim != 3:
-        raise ValueError(f"images must have shape (n, 1, h, w) or (n, h, w), got {a.shape}")
+        raise ValueError(f"images must have shape (n, 1, h, w), (n, 3, h, w) or (n, h, w), got {a.shape}")
     return a
 
 
