@@ -86,18 +86,21 @@ def _rank(rank: int, world: int, ports: list[int], data: str, root: str) -> None
     # Each rank names its own folder: anything in rank1/ is a write rank 1 should not have made.
     # Every rank fine-tunes the base rank 0 wrote (as torchrun users pass one path to all ranks).
     base = Path(root) / "rank0" / "pre.pt"
-    stdout = io.StringIO()
-    for port, args in zip(ports, _commands(data, Path(root) / f"rank{rank}", B, base)):
-        if args[0] == "finetune":
-            deadline = time.monotonic() + 60
-            while not base.exists() and time.monotonic() < deadline:  # rank 0 writes it after training
-                time.sleep(0.05)
-        os.environ["MASTER_PORT"] = str(port)
-        with contextlib.redirect_stdout(stdout):
-            code = main(args)
-        if code:
-            raise SystemExit(f"rank {rank}: {args[0]} failed")
-    (Path(root) / f"stdout{rank}.txt").write_text(stdout.getvalue())
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        for port, args in zip(ports, _commands(data, Path(root) / f"rank{rank}", B, base)):
+            if args[0] == "finetune":
+                deadline = time.monotonic() + 120
+                while not base.exists() and time.monotonic() < deadline:  # rank 0 writes it after training
+                    time.sleep(0.05)
+            os.environ["MASTER_PORT"] = str(port)
+            with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+                code = main(args)
+            if code:
+                raise SystemExit(f"rank {rank}: {args[0]} failed")
+    finally:  # the test reads these when a rank fails: its one-line error is in stderr
+        (Path(root) / f"stdout{rank}.txt").write_text(stdout.getvalue())
+        (Path(root) / f"stderr{rank}.txt").write_text(stderr.getvalue())
 
 
 def _single(data: str, out: Path, capsys) -> list[dict]:
@@ -122,7 +125,11 @@ def test_two_gloo_ranks_match_one_process_at_twice_the_batch_and_only_rank_0_wri
     (tmp_path / "rank0").mkdir()
     (tmp_path / "rank1").mkdir()
     ports = [_free_port(), _free_port()]
-    torch.multiprocessing.spawn(_rank, args=(2, ports, data, str(tmp_path)), nprocs=2, join=True)
+    try:
+        torch.multiprocessing.spawn(_rank, args=(2, ports, data, str(tmp_path)), nprocs=2, join=True)
+    except torch.multiprocessing.ProcessExitedException:
+        errors = [(tmp_path / f"stderr{r}.txt") for r in (0, 1)]
+        pytest.fail("a rank failed: " + " | ".join(f.read_text()[-500:] for f in errors if f.exists()))
     assert sorted(p.name for p in (tmp_path / "rank0").iterdir()) == ["gft.pt", "pre.pt"]
     assert list((tmp_path / "rank1").iterdir()) == []  # rank 1 wrote no checkpoint
     assert (tmp_path / "stdout1.txt").read_text() == ""  # and printed nothing
