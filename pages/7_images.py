@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from gft.app import pickers as pick
@@ -61,7 +62,10 @@ def pretrained_grid(key: str, _payload: bytes, n: int, seed: int):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def target_grid(spec: str, limit: int | None, seed: int, n: int):
-    return probes.as_numpy(DigitsTask(spec).pool(seed, limit)[:n])
+    # The pool lists its classes one after another: spread the picks over it so that every class shows
+    # (its first n images would all be the first class).
+    pool = probes.as_numpy(DigitsTask(spec).pool(seed, limit))
+    return pool[np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int)]
 
 
 # ---- scenario ---------------------------------------------------------------------------------------
