@@ -57,6 +57,12 @@ def test_images_draw_in_model_scale_with_the_channel_dropped():
         fi.tiles(np.zeros((2, 3, 8, 8)))
 
 
+def test_digits_draw_dark_ink_on_light_paper():
+    # Model scale +1 is ink (pixel 16): it must take the dark end of the colour scale, paper (-1) the light end.
+    scale = fi.grid_figure({"x": np.zeros((1, 1, 8, 8), dtype=np.float32)}).data[0].colorscale
+    lightness = {pos: sum(int(v) for v in color[color.index("(") + 1 : -1].split(",")[:3]) for pos, color in scale}
+    assert lightness[0] > 600 and lightness[1] < 100, scale
+
 
 def _snaps(steps: list[int], n: int = 9, k: int = 5, seed: int = 0) -> list[Snapshot]:
     rng = np.random.default_rng(seed)
