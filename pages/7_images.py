@@ -33,7 +33,7 @@ NEW, LIMITED, STYLE, CHAIN = "new classes", "limited data", "style shift", "styl
 SCENARIOS = {
     NEW: "New classes: pretrained on digits 0-4, fine-tuned on 5-9 (631 training images).",
     LIMITED: "Limited data: pretrained on digits 0-4, fine-tuned on one class with 10, 50 or all of its ~125 training images.",
-    STYLE: "Style shift: pretrained on all ten digits, fine-tuned on the same digits inverted (black ink on white).",
+    STYLE: "Style shift: pretrained on all ten digits, fine-tuned on the same digits inverted (light strokes on a dark ground).",
     CHAIN: "Chain step: the GFT model of your last run on this page, fine-tuned on inverted and thickened digits.",
 }
 LIMITS = ("10", "50", "all")
