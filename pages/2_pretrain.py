@@ -34,7 +34,7 @@ def trajectories_section(key: str, payload: bytes, data_cloud, label: str) -> No
     def build():
         paths = res.model_paths(key, payload, n=500, steps=40)
         field = probes.velocity_field(res.payload_model(key, payload), [i / 40 for i in range(41)]) if show_field else None
-        return figures.time_scrub_figure(paths, target=data_cloud, field=field, caption=label)
+        return figures.time_scrub_figure(paths, target=data_cloud, field=field, caption=label, names=("", "training data"))
 
     fig = w.memo(f"{OWNER}_traj", f"field={show_field}", key, build)
     st.plotly_chart(fig, key="pt_traj")
@@ -124,7 +124,7 @@ if view is not None and view.state in ("done", "stopped") and params:
     st.success(f"Your model is ready and available as a base on the Gradual fine-tune page: {label}.")
     if run.frames:
         st.subheader("How the flow formed during training")
-        anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, None, params["cloud"]))
+        anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, None, params["cloud"], names=("", "training data")))
         st.plotly_chart(anim, key="pt_anim")
     st.subheader("Its trajectories")
     trajectories_section(res.payload_key(payload), payload, params["cloud"], label)

@@ -3,6 +3,7 @@ on the same noise seeds."""
 
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from gft.app import pickers as pick
@@ -37,7 +38,7 @@ NEW, LIMITED, STYLE, CHAIN, OWN = "new classes", "limited data", "style shift", 
 SCENARIOS = {
     NEW: "New classes: pretrained on digits 0-4, fine-tuned on 5-9 (631 training images).",
     LIMITED: "Limited data: pretrained on digits 0-4, fine-tuned on one class with 10, 50 or all of its ~125 training images.",
-    STYLE: "Style shift: pretrained on all ten digits, fine-tuned on the same digits inverted (black ink on white).",
+    STYLE: "Style shift: pretrained on all ten digits, fine-tuned on the same digits inverted (light strokes on a dark ground).",
     CHAIN: "Chain step: the GFT model of your last run on this page, fine-tuned on inverted and thickened digits.",
     OWN: "Your images: a .npy/.npz of N x H x W (grey) or N x C x H x W / N x H x W x C (colour) images, 8 to 64 pixels a side, "
          "as the target; 8x8 grey sets start from the shipped digits model, other sizes from a checkpoint you pretrained on them "
@@ -69,7 +70,10 @@ def pretrained_grid(key: str, _payload: bytes, n: int, seed: int):
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def target_grid(key: str, _task, limit: int | None, seed: int, n: int):
-    return probes.as_numpy(_task.pool(seed, limit)[:n])
+    # Pools list their classes one after another: spread the picks over the pool so that every class shows
+    # (its first n images would all be the first class).
+    pool = probes.as_numpy(_task.pool(seed, limit))
+    return pool[np.linspace(0, len(pool) - 1, min(n, len(pool))).round().astype(int)]
 
 
 @st.cache_resource(show_spinner="Checking the image file ...", max_entries=4)

@@ -57,6 +57,13 @@ def test_images_draw_in_model_scale_with_the_channel_dropped():
         fi.tiles(np.zeros((2, 2, 8, 8)))
 
 
+def test_digits_draw_dark_ink_on_light_paper():
+    # Model scale +1 is ink (pixel 16): it must take the dark end of the colour scale, paper (-1) the light end.
+    scale = fi.grid_figure({"x": np.zeros((1, 1, 8, 8), dtype=np.float32)}).data[0].colorscale
+    lightness = {pos: sum(int(v) for v in color[color.index("(") + 1 : -1].split(",")[:3]) for pos, color in scale}
+    assert lightness[0] > 600 and lightness[1] < 100, scale
+
+
 def _snaps(steps: list[int], n: int = 9, k: int = 5, seed: int = 0) -> list[Snapshot]:
     rng = np.random.default_rng(seed)
     return [Snapshot(s, steps[-1], 1.0, 0.5, 0.1, {"trajectory": rng.normal(size=(k + 1, n, 1, 8, 8)).astype(np.float32)}) for s in steps]
@@ -136,6 +143,32 @@ def test_chain_without_a_session_model_is_a_message_not_a_traceback():
     at.button(key="images_start").click().run()
     assert not at.exception
     assert any("No pretrained model" in e.value for e in at.error)
+
+
+def _decode(z) -> np.ndarray:
+    """A heatmap z from a chart spec: a nested list, or Plotly's typed array {dtype, bdata, shape}."""
+    if isinstance(z, dict):
+        import base64
+
+        shape = [int(v) for v in str(z["shape"]).split(",")]
+        return np.frombuffer(base64.b64decode(z["bdata"]), dtype=np.dtype(z["dtype"])).reshape(shape)
+    return np.asarray(z, dtype=np.float64)
+
+
+@needs_assets
+def test_target_preview_shows_every_target_class():
+    from gft.data.digits import digit_set, parse_digits_spec
+
+    at = page().run()  # new classes: digits 5-9, 25 digits in the grid
+    assert not at.exception, [e.value for e in at.exception]
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    (preview,) = [s for s in specs if any("target:" in a.get("text", "") for a in s["layout"].get("annotations", []))]
+    grid = _decode(preview["data"][1]["z"])
+    tiles = np.stack([grid[r * 9 : r * 9 + 8, c * 9 : c * 9 + 8] for r in range(5) for c in range(5)]).reshape(25, 64)
+    train = digit_set(parse_digits_spec("digits:5-9"), "train")
+    pool = to_model_scale(train.pixels).reshape(len(train), 64).numpy()
+    nearest = ((tiles[:, None, :] - pool[None]) ** 2).sum(-1).argmin(1)
+    assert set(train.labels[nearest].tolist()) == {5, 6, 7, 8, 9}
 
 
 def _animations(at: AppTest) -> list[dict]:

@@ -178,6 +178,8 @@ def test_pretrain_page_trains_remembers_the_model_and_offers_it_as_a_base():
     found = run_until_animation(at)
     assert len(found) == 2  # how the flow formed (snapshots) and its trajectories (t slider)
     assert len(found[0]["frames"]) == 31 and len(found[1]["frames"]) == 41
+    # The cloud behind both is what the model was trained on, not a fine-tuning target.
+    assert all([d.get("name") for d in f["data"] if d.get("mode") == "markers"][0] == "training data" for f in found)
     payload = at.session_state["gft_session_pretrained"]["payload"]
     ckpt = checkpoint_from_bytes(payload)
     assert ckpt.model.config.width == 64 and ckpt.data == "moons" and ckpt.train["steps"] == 30
@@ -194,6 +196,7 @@ def test_pretrain_page_shows_a_shipped_model_with_a_time_slider():
     found = animations(at)
     assert len(found) == 1 and len(found[0]["frames"]) == 41
     assert found[0]["layout"]["xaxis"]["range"] == [-4.6, 4.6]
+    assert found[0]["data"][0]["name"] == "training data"
     assert [d.proto.label for d in at.get("download_button")] == ["Checkpoint (.pt)"]
 
 

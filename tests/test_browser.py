@@ -124,6 +124,14 @@ ACTIVE_FRAME = """() => {
 }"""
 
 
+CONTROLS_BOX = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p => p._fullLayout && p._fullLayout.sliders && p._fullLayout.sliders.length);
+  const p = plots[plots.length - 1];
+  const right = [...p.querySelectorAll('.updatemenu-button')].map(b => b.getBoundingClientRect().right);
+  return {buttons_right: Math.max(...right), grip_left: p.querySelector('.slider-grip-rect').getBoundingClientRect().left};
+}"""
+
+
 def test_demo_animates(server, browser):
     page = _open(browser, f"{server}/")
     try:
@@ -142,6 +150,9 @@ def test_demo_animates(server, browser):
         first_animation_s = time.monotonic() - started
         _no_exception(page)
         page.screenshot(path=str(SHOTS / "demo_ready.png"), full_page=True)
+        # The animation sits in a narrow column: the slider's first position must not hide under ❚❚ Pause.
+        box = page.evaluate(CONTROLS_BOX)
+        assert box["grip_left"] >= box["buttons_right"], box
         before = page.evaluate(ACTIVE_FRAME)
         assert before is not None and before["steps"] >= 10, before
         play.first.click()

@@ -167,6 +167,9 @@ def panel_row(titles: Sequence[str], height: int, spacing: float = 0.03) -> go.F
 
 
 # ---- play controls ------------------------------------------------------------------------------
+PLAY_BUTTONS_PX = 150  # the width the ▶ Play and ❚❚ Pause buttons take, left of every slider
+
+
 def play_controls(
     frame_names: Sequence[str],
     labels: Sequence[str],
@@ -196,7 +199,9 @@ def play_controls(
         buttons=[dict(label="▶ Play", method="animate", args=[None, play]), dict(label="❚❚ Pause", method="animate", args=[[None], pause])],
     )]  # fmt: skip
     sliders = [dict(
-        active=active, x=0.2, len=0.8, y=y, xanchor="left", yanchor="top", pad=dict(t=gap, b=0),
+        # A fixed PLAY_BUTTONS_PX right of the buttons, whatever the figure's width: a share of the width (x=0.2)
+        # put the slider's first position under ❚❚ Pause in the narrow columns of the 2D pages.
+        active=active, x=0.0, len=1.0, y=y, xanchor="left", yanchor="top", pad=dict(t=gap, b=0, l=PLAY_BUTTONS_PX),
         steps=[dict(method="animate", label=lab, args=[[name], still]) for name, lab in zip(frame_names, labels)],
         currentvalue=dict(prefix=prefix, visible=show_current, font=dict(size=13, color=COLORS["text"])),
         font=dict(color="rgba(0,0,0,0)", size=8),

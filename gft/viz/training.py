@@ -31,6 +31,7 @@ from gft.viz.style import (
     trajectory_lines,
 )
 
+BACKDROP_NAMES = ("pretrained model samples", "target data")  # legend names of the two static clouds
 PATH_POINTS = 4000  # animated path vertices per frame; with up to 2,000 particles, within the SVG budget
 
 
@@ -56,7 +57,7 @@ def clouds_figure(
     n_paths: int = 60,
     title: str | None = None,
     height: int = 460,
-    names: tuple[str, str] = ("pretrained model samples", "target data"),
+    names: tuple[str, str] = BACKDROP_NAMES,
 ) -> go.Figure:
     """Pretrained and target clouds, with a few trajectories (K+1, n, 2) of a model drawn over them."""
     fig = go.Figure(data=_backdrop(pretrained, target, names))
@@ -68,7 +69,7 @@ def clouds_figure(
     return square_layout(fig, height, title)
 
 
-def _backdrop(pretrained: np.ndarray | None, target: np.ndarray | None, names: Sequence[str] = ("pretrained model samples", "target data")) -> list[go.Scatter]:
+def _backdrop(pretrained: np.ndarray | None, target: np.ndarray | None, names: Sequence[str] = BACKDROP_NAMES) -> list[go.Scatter]:
     """The static pretrained and target clouds an animation moves over (either may be missing)."""
     traces = (cloud(pretrained, names[0], COLORS["pretrained"]), cloud(target, names[1], COLORS["target"]))
     return [t for t in traces if t is not None]
@@ -163,6 +164,7 @@ def trajectory_animation(
     height: int = 560,
     frame_ms: int = FRAME_MS,
     title: str | None = None,
+    names: tuple[str, str] = BACKDROP_NAMES,
 ) -> go.Figure:
     """The drift moving during training: one frame per snapshot, same noise seeds in every frame.
 
@@ -173,7 +175,7 @@ def trajectory_animation(
     snaps = [s for s in snapshots if getattr(s, "trajectory", None) is not None]
     if not snaps:
         raise ValueError("no snapshot carries a trajectory: train with Monitor(particles > 0)")
-    static = _backdrop(pretrained, target)
+    static = _backdrop(pretrained, target, names)
     labels = [snapshot_label(s.step, s.tau, s.lam, s.total_steps) for s in snaps]
     names = [f"step {s.step}" for s in snaps]
     max_paths = path_budget(max_paths, snaps[0].trajectory.shape[0])
@@ -210,6 +212,7 @@ def time_scrub_figure(
     frame_ms: int = FRAME_MS,
     title: str | None = None,
     caption: str = "",
+    names: tuple[str, str] = BACKDROP_NAMES,
 ) -> go.Figure:
     """Particles moving along one trajectory (K+1, n, 2) in ODE time: one frame per Euler step t_k.
 
@@ -232,7 +235,7 @@ def time_scrub_figure(
         field_v,
     )
 
-    static = _backdrop(pretrained, target)
+    static = _backdrop(pretrained, target, names)
     px, py = trajectory_lines(traj, path_budget(max_paths, traj.shape[0]))
     static.append(go.Scatter(x=px, y=py, mode="lines", name="paths", line=dict(width=1, color=COLORS["path"]), hoverinfo="skip"))
 
