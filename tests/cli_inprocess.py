@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
+
+import torch
 
 from gft.cli import main
 
@@ -46,3 +50,14 @@ def assert_one_line_refusal(run: CliRun, *needles: str) -> str:
     for needle in needles:
         assert needle in line, line
     return line
+
+
+def rewrite_checkpoint(src: Path, dst: Path, meta=None, state=None) -> Path:
+    """Re-save a checkpoint with its metadata and/or weights changed (as an attacker or a bug would)."""
+    raw = torch.load(src, weights_only=True)
+    if meta is not None:
+        raw["meta"] = meta(json.loads(raw["meta"]))
+    if state is not None:
+        state(raw["state_dict"])
+    torch.save(raw, dst)
+    return dst

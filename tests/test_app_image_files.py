@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 pytest.importorskip("streamlit")
+from apptest_wait import wait_for_results
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,15 +84,7 @@ def test_an_uploaded_8x8_set_trains_from_the_shipped_digits_model_and_evaluates(
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any("shipped digits 0-9" in m.value and "images:mine.npz#x,y" in m.value for m in at.markdown)
     at.button(key="images_start").click().run()
-    end = time.monotonic() + 300
-    while time.monotonic() < end:
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        if any("Take it away" in s.value for s in at.subheader):
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"no results within 300 s; errors: {[e.value for e in at.error]}")
+    wait_for_results(at)
     assert not at.error, [e.value for e in at.error]
     labels = [m.label for m in at.metric]
     assert labels.count("FD") == 2 and labels.count("share in target classes") == 2

@@ -7,12 +7,12 @@ AppTest never reruns by itself and timed fragments do not tick: a run is followe
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from apptest_wait import wait_for_results
 from streamlit.testing.v1 import AppTest
 
 from gft.app.downloads import metrics_csv
@@ -182,15 +182,7 @@ def test_short_run_completes_in_the_background_and_animates():
     assert not at.exception
     at.button(key="images_start").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    end = time.monotonic() + 300
-    while time.monotonic() < end:
-        at.run()
-        assert not at.exception, [e.value for e in at.exception]
-        if any("Take it away" in s.value for s in at.subheader):
-            break
-        time.sleep(0.5)
-    else:
-        raise AssertionError(f"no results within 300 s; errors: {[e.value for e in at.error]}")
+    wait_for_results(at)
     assert not at.error, [e.value for e in at.error]
     anims = _animations(at)
     assert len(anims) == 2

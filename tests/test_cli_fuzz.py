@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_inprocess import assert_one_line_refusal, run_main
+from cli_inprocess import assert_one_line_refusal, rewrite_checkpoint, run_main
 
 from gft.core.checkpoints import save_checkpoint
 from gft.core.models import MLPFlow, ModelConfig
@@ -101,15 +101,6 @@ def _good_checkpoint(path: Path) -> Path:
     return path
 
 
-def _resave(src: Path, dst: Path, meta=None, state=None) -> None:
-    raw = torch.load(src, weights_only=True)
-    if meta is not None:
-        raw["meta"] = meta(json.loads(raw["meta"]))
-    if state is not None:
-        state(raw["state_dict"])
-    torch.save(raw, dst)
-
-
 def _first_tensor(state) -> torch.Tensor:
     return next(iter(state.values())).view(-1)
 
@@ -128,16 +119,16 @@ def _bad_checkpoints(folder: Path, good: Path) -> list[str]:
     (folder / "random.pt").write_bytes(np.random.default_rng(3).bytes(2048))
     (folder / "empty.pt").write_bytes(b"")
     _flip_tensor_bytes(good, folder / "flipped.pt")
-    _resave(good, folder / "inf_weight.pt", state=lambda s: _first_tensor(s)[0].fill_(float("inf")))
-    _resave(good, folder / "nan_weight.pt", state=lambda s: _first_tensor(s)[1].fill_(float("nan")))
-    _resave(good, folder / "meta_list.pt", meta=lambda m: "[1]")
-    _resave(good, folder / "meta_not_json.pt", meta=lambda m: "{not json")
-    _resave(good, folder / "data_int.pt", meta=lambda m: json.dumps(dict(m, data=12345)))
-    _resave(good, folder / "train_str.pt", meta=lambda m: json.dumps(dict(m, train="x")))
-    _resave(good, folder / "extra_list.pt", meta=lambda m: json.dumps(dict(m, extra=[])))
-    _resave(good, folder / "version_9.pt", meta=lambda m: json.dumps(dict(m, format_version=9)))
-    _resave(good, folder / "no_hash.pt", meta=lambda m: json.dumps({k: v for k, v in m.items() if k != "sha256"}))
-    _resave(good, folder / "edited_data.pt", meta=lambda m: json.dumps(dict(m, data="circles")))
+    rewrite_checkpoint(good, folder / "inf_weight.pt", state=lambda s: _first_tensor(s)[0].fill_(float("inf")))
+    rewrite_checkpoint(good, folder / "nan_weight.pt", state=lambda s: _first_tensor(s)[1].fill_(float("nan")))
+    rewrite_checkpoint(good, folder / "meta_list.pt", meta=lambda m: "[1]")
+    rewrite_checkpoint(good, folder / "meta_not_json.pt", meta=lambda m: "{not json")
+    rewrite_checkpoint(good, folder / "data_int.pt", meta=lambda m: json.dumps(dict(m, data=12345)))
+    rewrite_checkpoint(good, folder / "train_str.pt", meta=lambda m: json.dumps(dict(m, train="x")))
+    rewrite_checkpoint(good, folder / "extra_list.pt", meta=lambda m: json.dumps(dict(m, extra=[])))
+    rewrite_checkpoint(good, folder / "version_9.pt", meta=lambda m: json.dumps(dict(m, format_version=9)))
+    rewrite_checkpoint(good, folder / "no_hash.pt", meta=lambda m: json.dumps({k: v for k, v in m.items() if k != "sha256"}))
+    rewrite_checkpoint(good, folder / "edited_data.pt", meta=lambda m: json.dumps(dict(m, data="circles")))
     return sorted(p.name for p in folder.glob("*.pt") if p.name != good.name)
 
 

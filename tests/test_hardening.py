@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from cli_inprocess import assert_one_line_refusal, run_main
+from cli_inprocess import assert_one_line_refusal, rewrite_checkpoint, run_main
 
 import gft.cli as cli
 from gft.core.checkpoints import (
@@ -53,15 +53,9 @@ def _saved(path: Path, data: str = "moons") -> Path:
     return path
 
 
-def _rewrite(path: Path, meta=None, state=None) -> Path:
-    """Re-save a checkpoint with its metadata and/or weights changed (as an attacker or a bug would)."""
-    raw = torch.load(path, weights_only=True)
-    if meta is not None:
-        raw["meta"] = meta(json.loads(raw["meta"]))
-    if state is not None:
-        state(raw["state_dict"])
-    torch.save(raw, path)
-    return path
+def _rewrite(path: Path, **changes) -> Path:
+    """Change a checkpoint in place (see cli_inprocess.rewrite_checkpoint)."""
+    return rewrite_checkpoint(path, path, **changes)
 
 
 def _bimodal(scale: float) -> np.ndarray:

@@ -1,0 +1,19 @@
+"""Waiting in AppTest for a background run to show its results (timed fragments do not tick there)."""
+
+from __future__ import annotations
+
+import time
+
+RESULTS_TIMEOUT_S = 300
+
+
+def wait_for_results(at, heading: str = "Take it away", timeout: float = RESULTS_TIMEOUT_S):
+    """Rerun ``at`` until a subheader containing ``heading`` appears; fail on an exception or the timeout."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        if any(heading in s.value for s in at.subheader):
+            return at
+        time.sleep(0.5)
+    raise AssertionError(f"no results within {timeout:.0f} s; errors: {[e.value for e in at.error]}")
