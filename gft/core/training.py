@@ -34,7 +34,6 @@ from gft.core.schedules import Schedule, parse_schedule
 
 METHODS = ("pretrain", "gft", "standard", "scratch", "l2sp")
 FINETUNE_METHODS = ("gft", "standard", "scratch", "l2sp")
-FROM_PRETRAINED = ("gft", "standard", "l2sp")  # methods whose weights start at the pretrained model's
 
 
 # Divergence before NaN: a run diverges when the median loss of its last DIVERGENCE_WINDOW steps

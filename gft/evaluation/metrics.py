@@ -1,4 +1,4 @@
-"""Metrics as the project defines them: W2 and its floor, MMD, energy distance, path geometry,
+"""Metrics as the project defines them: W2, MMD, the unbiased energy distance, path geometry,
 stability of a fine-tuning curve and mode coverage."""
 
 from __future__ import annotations
@@ -73,15 +73,6 @@ def energy_distance_unbiased(x, y) -> float:
     if not (np.isfinite(a).all() and np.isfinite(b).all()):
         return float("inf")
     return float(2 * _mean_distance(a, b, same=False) - _mean_distance(a, a, same=True) - _mean_distance(b, b, same=True))
-
-
-def energy_distance(x, y, n: int = 2000, seed: int = 0) -> float:
-    """``2 E|X - Y| - E|X - X'| - E|Y - Y'|``."""
-    rng = np.random.default_rng(seed)
-    a = _subsample(_as_numpy(x), n, rng)
-    b = _subsample(_as_numpy(y), n, rng)
-    d = lambda u, v: np.sqrt(ot.dist(u, v, metric="sqeuclidean")).mean()  # noqa: E731
-    return float(2 * d(a, b) - d(a, a) - d(b, b))
 
 
 @dataclass(frozen=True)

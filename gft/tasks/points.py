@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -38,7 +39,7 @@ class PointsTask(Task):
         else:
             object.__setattr__(self, "points", validate_points(self.points, self.data))
 
-    @property
+    @functools.cached_property  # a file is read once per task, not once per pool, held-out set and metric
     def _fixed(self) -> torch.Tensor | None:
         """The whole set when the law is known only through samples (a file or in-memory points)."""
         if self.points is not None:
