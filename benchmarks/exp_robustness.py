@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks import sessions
 from benchmarks.checks import CLI_TIMEOUT, REPO, result, subprocess_env
-from benchmarks.finetune2d import MODEL
+from benchmarks.common import MODEL
 from benchmarks.settings import Settings
 from gft.core.models import build_seeded
 from gft.core.training import TrainConfig, Trainer

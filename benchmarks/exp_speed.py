@@ -15,7 +15,7 @@ import numpy as np
 import ot
 import torch
 
-from benchmarks.finetune2d import MODEL
+from benchmarks.common import MODEL
 from benchmarks.settings import Settings
 from gft.constants import POINTS_POOL
 from gft.core.couplings import Coupling

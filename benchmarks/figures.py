@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from benchmarks.exp_straight import STEP_COUNTS
 from gft.core.checkpoints import atomic_write_bytes
 
 DPI = 110
@@ -29,30 +30,6 @@ def _save(fig, path: Path) -> str:
     return path.name
 
 
-def _curves(plt, curves: list[dict], key: str, ylabel: str, path: Path, floor: bool) -> str | None:
-    panels = list(dict.fromkeys(c[key] for c in curves))
-    if not panels:
-        return None
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, panel in zip(axes[0], panels):
-        for c in (c for c in curves if c[key] == panel):
-            mean = [m if m is not None else float("nan") for m in c["mean"]]
-            sd = [s if s is not None else 0.0 for s in c["sd"]]
-            ax.plot(c["steps"], mean, label=c["label"], lw=1.5)
-            ax.fill_between(c["steps"], [m - s for m, s in zip(mean, sd)], [m + s for m, s in zip(mean, sd)], alpha=0.15)
-        if floor:
-            floors = [c["floor"] for c in curves if c[key] == panel and c.get("floor") is not None]
-            if floors:
-                ax.axhline(floors[0], color="k", ls="--", lw=0.8, label="W2 floor")
-                ax.axhline(1.5 * floors[0], color="grey", ls=":", lw=0.8, label="1.5x floor")
-        ax.set_title(panel, fontsize=10)
-        ax.set_xlabel("fine-tuning step")
-        ax.set_yscale("log")
-    axes[0][0].set_ylabel(ylabel)
-    _legend(axes[0][-1], axes[0])
-    return _save(fig, path)
-
-
 def _legend(target, axes) -> None:
     """One legend holding every labelled line of ``axes`` (panels may not all show every method)."""
     seen = {}
@@ -62,50 +39,120 @@ def _legend(target, axes) -> None:
     target.legend(list(seen.values()), list(seen), fontsize=7, loc="upper right")
 
 
-def _couplings(plt, summary: list[dict], path: Path) -> str | None:
-    if not summary:
+def _nan(values) -> list[float]:
+    return [float("nan") if v is None else v for v in values]
+
+
+def _band(ax, null: dict | None) -> None:
+    """The null band as a grey strip (mean +- 2 sd): where fresh target draws read."""
+    if null and null.get("mean") is not None:
+        ax.axhspan(null["mean"] - 2 * null["sd"], null["mean"] + 2 * null["sd"], color="0.85", zorder=0,
+                   label="null band (target draws, ±2 sd)")
+
+
+def _budget(plt, e: dict, path: Path) -> str | None:
+    rows = [t for t in e.get("table", []) if t["point"] == "budget"]
+    shifts = list(dict.fromkeys(t["shift"] for t in rows))
+    if not shifts:
         return None
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    steps = [1, 2, 4, 8]
-    for i, s in enumerate(summary):
-        name = f"{s['label'].split()[0]} + {s['coupling']}"
-        means = [s[f"w2_euler{k}"]["mean"] for k in steps]
-        sds = [s[f"w2_euler{k}"]["sd"] or 0.0 for k in steps]
-        line = ax.errorbar(steps, means, yerr=sds, marker="o", capsize=3, label=name)
-        if s["w2"]["mean"] is not None:
-            ax.axhline(s["w2"]["mean"], color=line[0].get_color(), ls=":", lw=0.8)
-        ax2.bar(i, s["straightness"]["mean"] or 0.0, yerr=s["straightness"]["sd"] or 0.0, capsize=3,
-                color=line[0].get_color())
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(steps, [str(k) for k in steps])
-    ax.set_xlabel("Euler steps (dotted: dopri5)")
-    ax.set_ylabel("W2 to held-out target")
-    ax.legend(fontsize=7)
-    ax2.set_xticks(range(len(summary)), [f"{s['label'].split()[0]}\n{s['coupling']}" for s in summary], fontsize=7)
-    ax2.set_ylabel("straightness (0 = straight paths)")
+    fig, axes = plt.subplots(2, len(shifts), figsize=(4.6 * len(shifts), 6.6), squeeze=False)
+    for j, shift in enumerate(shifts):
+        mine = [t for t in rows if t["shift"] == shift]
+        for v in ("standard", "gft"):
+            means = _nan(t[v]["mean"] for t in mine)
+            sds = _nan(t[v]["sd"] or 0.0 for t in mine)
+            axes[0][j].errorbar([t["step"] for t in mine], means, yerr=sds, marker="o", capsize=3, label=v)
+            axes[1][j].errorbar(_nan(t[f"{v}_seconds"]["mean"] for t in mine), means, yerr=sds, marker="o", capsize=3, label=v)
+        for i in (0, 1):
+            _band(axes[i][j], mine[0]["null"])
+            axes[i][j].set_xscale("log")
+        axes[0][j].set_title(shift, fontsize=10)
+        axes[0][j].set_xlabel("budget (steps)")
+        axes[1][j].set_xlabel("training seconds")
+    for i in (0, 1):
+        axes[i][0].set_ylabel("energy to the target")
+    _legend(axes[0][-1], axes[0])
     return _save(fig, path)
 
 
-def _limited(plt, summary: list[dict], path: Path) -> str | None:
-    shifts = list(dict.fromkeys(s["shift"] for s in summary))
-    if not shifts:
+def _fewshot(plt, e: dict, path: Path) -> str | None:
+    rows = e.get("table", [])
+    shift = rows[0]["shift"] if rows else None
+    mine = [t for t in rows if t["shift"] == shift]
+    sizes = sorted({t["size"] for t in mine})
+    if len(sizes) < 2:
         return None
-    fig, axes = plt.subplots(2, len(shifts), figsize=(4.5 * len(shifts), 6.4), squeeze=False)
-    for j, shift in enumerate(shifts):
-        for label in dict.fromkeys(s["label"] for s in summary):
-            rows = [s for s in summary if s["shift"] == shift and s["label"] == label]
-            sizes = [r["size"] for r in rows]
-            for i, metric in enumerate(("mode_coverage", "nn_distance_ratio")):
-                ax = axes[i][j]
-                ax.errorbar(range(len(rows)), [r[metric]["mean"] for r in rows], yerr=[r[metric]["sd"] or 0.0 for r in rows],
-                            marker="o", capsize=3, label=label)
-                ax.set_xticks(range(len(rows)), sizes)
-                ax.set_ylabel({"mode_coverage": "mode coverage", "nn_distance_ratio": "NN distance ratio (1 = no memorisation)"}[metric], fontsize=8)
-        axes[0][j].set_title(shift, fontsize=10)
-        axes[0][j].set_ylim(-0.05, 1.05)
-        axes[1][j].set_xlabel("target training set size")
-        axes[1][j].axhline(1.0, color="k", ls="--", lw=0.8)
-        axes[1][j].set_yscale("log")  # memorisation (<< 1) and a poor fit (>> 1) both show
+    fig, ax = plt.subplots(figsize=(6.2, 4.0))
+    for variant in dict.fromkeys(t["variant"] for t in mine):
+        pts = [t for t in mine if t["variant"] == variant]
+        if len(pts) < 2:
+            continue
+        for which, style in (("final", "--"), ("best", "-")):
+            if which not in pts[0]:
+                continue
+            ax.errorbar([t["size"] for t in pts], _nan(t[which]["energy"]["mean"] for t in pts),
+                        yerr=_nan(t[which]["energy"]["sd"] or 0.0 for t in pts), ls=style, marker="o", capsize=3,
+                        label=f"{variant} ({which})" if variant != "pretrained" else "pretrained")
+    _band(ax, mine[0]["null"])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("target points N")
+    ax.set_ylabel("energy to the full target law")
+    ax.set_title(shift, fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _stress(plt, e: dict, steps: list[int], path: Path) -> str | None:
+    curves = e.get("curves", {})
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(6.2, 4.0))
+    for name, values in curves.items():
+        ax.plot(steps[: len(values)], values, ls="-" if name.startswith("gft") else "--", label=name)
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("fine-tuning step")
+    ax.set_ylabel("energy (mean over seeds that did not diverge)")
+    ax.set_title("clipped, smallest batch", fontsize=10)
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _straight(plt, e: dict, path: Path) -> str | None:
+    rows = e.get("table", [])
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for t in rows:
+        ax.errorbar(STEP_COUNTS, _nan(t[f"energy_{k}"]["mean"] for k in STEP_COUNTS),
+                    yerr=_nan(t[f"energy_{k}"]["sd"] or 0.0 for k in STEP_COUNTS), marker="o", capsize=3, label=t["variant"])
+    _band(ax, e.get("null"))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(STEP_COUNTS, [str(k) for k in STEP_COUNTS])
+    ax.set_yscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("Euler steps")
+    ax.set_ylabel("energy to the target")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def _chain(plt, e: dict, path: Path) -> str | None:
+    rows = e.get("table", [])
+    laws = list(dict.fromkeys(t["law"] for t in rows))
+    if not laws:
+        return None
+    fig, axes = plt.subplots(1, len(laws), figsize=(3.4 * len(laws), 3.4), squeeze=False, sharey=True)
+    for ax, law in zip(axes[0], laws):
+        mine = [t for t in rows if t["law"] == law]
+        for v in ("standard", "gft"):
+            ax.errorbar([t["stage"] for t in mine], _nan(t[v]["mean"] for t in mine), yerr=_nan(t[v]["sd"] or 0.0 for t in mine),
+                        marker="o", capsize=3, label=v)
+        _band(ax, mine[0]["null"])
+        ax.set_title(f"measured on {law}", fontsize=9)
+        ax.set_xlabel("after stage")
+        ax.set_yscale("symlog", linthresh=1e-3)
+    axes[0][0].set_ylabel("energy")
     _legend(axes[0][-1], axes[0])
     return _save(fig, path)
 
@@ -136,14 +183,12 @@ def write_figures(results: dict, folder: Path) -> tuple[list[str], str | None]:
     ex = results["experiments"]
     made = []
     try:
-        made.append(_curves(plt, ex.get("stability", {}).get("curves", []), "shift", "W2 (held-out, 50 Euler steps)",
-                            folder / "stability_curves.png", floor=True))
-        made.append(_curves(plt, ex.get("digits", {}).get("curves", []), "scenario", "FD (classifier features)",
-                            folder / "digits_curves.png", floor=False))
-        made.append(_couplings(plt, ex.get("couplings", {}).get("summary", []), folder / "couplings.png"))
-        made.append(_limited(plt, ex.get("limited_data", {}).get("summary", []), folder / "limited_data.png"))
-        speed = ex.get("speed", {})
-        made.append(_ot_cost(plt, speed.get("ot_per_batch", []), folder / "ot_cost.png"))
+        made.append(_budget(plt, ex.get("budget", {}), folder / "budget.png"))
+        made.append(_fewshot(plt, ex.get("fewshot", {}), folder / "fewshot.png"))
+        made.append(_stress(plt, ex.get("stress", {}), ex.get("stress", {}).get("curve_steps", []), folder / "stress.png"))
+        made.append(_straight(plt, ex.get("straight", {}), folder / "straight.png"))
+        made.append(_chain(plt, ex.get("chain", {}), folder / "chain.png"))
+        made.append(_ot_cost(plt, ex.get("speed", {}).get("ot_per_batch", []), folder / "ot_cost.png"))
     finally:
         plt.close("all")
     return [m for m in made if m], None

@@ -23,19 +23,34 @@ import numpy as np
 import ot
 import torch
 
-from benchmarks import exp_couplings, exp_digits, exp_limited, exp_robustness, exp_speed, exp_stability, figures, report, tables
-from benchmarks.finetune2d import pretrain_2d
-from benchmarks.measures import finite_or_none
-from benchmarks.parallel import Job, Runner, is_error
+from benchmarks import (
+    exp_budget,
+    exp_chain,
+    exp_digits,
+    exp_fewshot,
+    exp_robustness,
+    exp_speed,
+    exp_straight,
+    exp_stress,
+    figures,
+    protocol,
+    report,
+    tables,
+)
+from benchmarks.context import prepare
+from benchmarks.parallel import Runner, is_error
 from benchmarks.settings import EXPERIMENTS, Settings, full, quick
+from benchmarks.stats import finite_or_none
+from benchmarks.store import Store, fingerprint
 from gft.core.checkpoints import atomic_write_bytes
 from gft.core.device import describe_device, resolve_device
 
-SCHEMA = "gft-benchmarks/1"
+SCHEMA = "gft-benchmarks/2"
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results"
 QUICK_OUT = DEFAULT_OUT / "quick"  # git-ignored: smoke-test numbers never overwrite the full results
-POOL_EXPERIMENTS = {"stability": exp_stability, "couplings": exp_couplings, "limited_data": exp_limited}
+POOL_EXPERIMENTS = {"budget": exp_budget, "stress": exp_stress, "fewshot": exp_fewshot, "straight": exp_straight,
+                    "chain": exp_chain}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,14 +80,15 @@ def _only(text: str) -> tuple[str, ...]:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m benchmarks", description="GFT benchmark suite: results JSON/CSV, figures and REPORT.md.")
     p.add_argument("--quick", action="store_true", help="tiny sizes for CI (a few minutes on 2 cores)")
-    p.add_argument("--out", default=None, help="folder for results.json, CSVs and figures/ (default: "
+    p.add_argument("--out", default=None, help="folder for results.json, CSVs, figures/ and the runs/ cache (default: "
                                                "benchmarks/results, or benchmarks/results/quick with --quick)")
     p.add_argument("--report", default=None, help="REPORT.md path (default: benchmarks/REPORT.md for the full suite "
                                                    "in its default folder, else OUT/REPORT.md)")
-    p.add_argument("--only", type=_only, default=EXPERIMENTS, help=f"comma-separated subset of {','.join(EXPERIMENTS)}")
+    p.add_argument("--only", type=_only, default=EXPERIMENTS, help=f"comma-separated subset of {','.join(EXPERIMENTS)}; "
+                   "the report still includes every experiment already in the runs/ cache")
     p.add_argument("--seeds", type=_positive, default=None, help="override the number of seeds")
-    p.add_argument("--workers", type=_positive, default=None, help="processes for the fine-tuning runs "
-                                                                   "(default: 2 on CPU, 1 with a GPU)")
+    p.add_argument("--workers", type=_positive, default=None, help="processes for the runs (default: 2 on CPU, 1 with a GPU)")
+    p.add_argument("--fresh", action="store_true", help="ignore the runs/ cache (recompute every run)")
     return p
 
 
@@ -97,65 +113,98 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _pool_phase(settings: Settings, selected: tuple[str, ...], experiments: dict) -> None:
-    with Runner(settings.workers, settings.threads, _log) as runner:
-        _pretrain_and_finetune(runner, settings, selected, experiments)
-
-
-def _pretrain_and_finetune(runner: Runner, settings: Settings, selected: tuple[str, ...], experiments: dict) -> None:
-    """Pretraining, then every fine-tuning run of the selected pool experiments and digits, side by side."""
-    sources = sorted(set().union(*(POOL_EXPERIMENTS[n].sources(settings) for n in selected if n in POOL_EXPERIMENTS)))
-    digits_reason = None if "digits" in selected else "not selected"
-    pre_jobs = [Job(pretrain_2d, (s, settings.pretrain_steps, settings.batch, settings.pool_size, 0), f"pretrain {s}")
-                for s in sources]
-    if digits_reason is None:
-        pre_jobs.append(Job(exp_digits.pretrain_digits, (settings.digits_pretrain_steps, settings.digits_batch, 0),
-                            "pretrain digits 0-4"))
-    _log(f"pretraining {len(pre_jobs)} source model(s)")
+def _pool_phase(runner: Runner, settings: Settings, selected: tuple[str, ...], experiments: dict, read_only: bool) -> None:
+    """Pretraining and references, then every run of the pool experiments (selected, or cached when read_only)."""
+    names = [n for n in POOL_EXPERIMENTS if n in selected or read_only]
+    sources, targets = set(), set()
+    for name in names:
+        src, tgt = POOL_EXPERIMENTS[name].needs(settings)
+        sources |= src
+        targets |= tgt
     start = time.monotonic()
-    pre_rows = runner.map(pre_jobs)
-    pretrained, failed = {}, {}
-    for job, row in zip(pre_jobs, pre_rows):
-        (failed if is_error(row) else pretrained)[job.tag.removeprefix("pretrain ")] = row
-    pretrain = {"seconds": time.monotonic() - start,
-                "sources": {k: {"w2": v.get("w2"), "seconds": v.get("seconds")} for k, v in pretrained.items()},
-                "failed": {k: v["error"] for k, v in failed.items()}}
-    spans, jobs = {}, []
-    # Longest runs first (digits), so the workers do not end with one straggler each.
-    for name in sorted(selected, key=lambda n: n != "digits"):
-        if name in POOL_EXPERIMENTS:
-            missing = POOL_EXPERIMENTS[name].sources(settings) - set(pretrained)
-            if missing:
-                experiments[name] = {"status": "failed", "reason": f"pretraining failed for {sorted(missing)}"}
-                continue
-            new = POOL_EXPERIMENTS[name].jobs(settings, pretrained)
-        elif name == "digits" and digits_reason is None:
-            if "digits 0-4" not in pretrained:
-                experiments[name] = {"status": "failed", "reason": f"pretraining failed: {failed.get('digits 0-4')}"}
-                continue
-            new = exp_digits.jobs(settings, pretrained["digits 0-4"])
-        else:
+    _log(f"preparing {len(sources)} source(s) x {settings.pretrained_seeds} pretrained seed(s) and {len(targets)} reference(s)")
+    ctx = prepare(runner, settings, sources, targets)
+    prepared = time.monotonic() - start
+    all_jobs, spans = [], {}
+    for name in names:
+        src, tgt = POOL_EXPERIMENTS[name].needs(settings)
+        missing = ctx.has(src, tgt)
+        if missing:
+            experiments[name] = {"status": "failed", "reason": f"not prepared: {missing} ({'; '.join(ctx.failures)[:300]})"}
             continue
-        spans[name] = (len(jobs), len(jobs) + len(new))
-        jobs.extend(new)
-    _log(f"fine-tuning: {len(jobs)} run(s) on {settings.workers} worker(s)")
+        new = POOL_EXPERIMENTS[name].jobs(ctx)
+        spans[name] = (len(all_jobs), len(all_jobs) + len(new))
+        all_jobs.extend(new)
+    if read_only:  # the report includes what the cache holds for experiments that were not selected
+        selected_spans = {n: spans[n] for n in spans if n in selected}
+        others = {n: spans[n] for n in spans if n not in selected}
+    else:
+        selected_spans, others = spans, {}
+    run_idx = [i for n, (a, b) in selected_spans.items() for i in range(a, b)]
+    _log(f"runs: {len(run_idx)} on {settings.workers} worker(s)")
     start = time.monotonic()
-    rows = runner.map(jobs)
+    rows: list = [None] * len(all_jobs)
+    for i, row in zip(run_idx, runner.map([all_jobs[i] for i in run_idx])):
+        rows[i] = row
+    for name, (a, b) in others.items():
+        for i in range(a, b):
+            rows[i] = runner.store.get(all_jobs[i].key) if runner.store is not None else None
     pool_seconds = time.monotonic() - start
     for name, (a, b) in spans.items():
-        part = rows[a:b]
+        part = [r for r in rows[a:b] if r is not None]
         errors = [r for r in part if is_error(r)]
-        module = exp_digits if name == "digits" else POOL_EXPERIMENTS[name]
         ok = [r for r in part if not is_error(r)]
-        status = "ok" if not errors else ("failed" if not ok else "partial")
-        experiments[name] = {"status": status, "runs": len(part), "errors": errors, "rows": ok,
-                             **(module.summarise(ok, settings) if ok else {})}
-    experiments["_pool"] = {"pretraining": pretrain, "fine_tuning_seconds": pool_seconds, "runs": len(jobs)}
-
-
-def _alone_phase(settings: Settings, selected: tuple[str, ...], experiments: dict) -> None:
-    for name, module in (("speed", exp_speed), ("robustness", exp_robustness)):
+        if name not in selected and not ok:
+            continue  # nothing cached: the experiment stays "not run"
+        expected = b - a
+        status = "ok" if len(ok) == expected else ("failed" if not ok else "partial")
+        experiments[name] = {"status": status, "runs": expected, "done": len(ok), "errors": errors, "rows": ok,
+                             **(POOL_EXPERIMENTS[name].summarise(ok, ctx) if ok else {})}
         if name not in selected:
+            experiments[name]["from_cache"] = True
+    experiments["_pool"] = {"prepare_seconds": prepared, "runs_seconds": pool_seconds, "runs": len(run_idx),
+                            "failures": ctx.failures}
+
+
+def _digits_phase(runner: Runner, settings: Settings, selected: tuple[str, ...], experiments: dict, read_only: bool) -> None:
+    if "digits" not in selected and not read_only:
+        return
+    if "digits" not in selected:  # cached only: read back what is there, never pretrain
+        models = {}
+        for job in exp_digits.pretrain_jobs(settings):
+            row = runner.store.get(job.key) if runner.store is not None else None
+            if row is not None:
+                models[row["seed"]] = row
+        if len(models) < settings.pretrained_seeds:
+            return
+        rows = [runner.store.get(j.key) for j in exp_digits.jobs(settings, models)]
+        ok = [r for r in rows if r is not None]
+        if ok:
+            experiments["digits"] = {"status": "ok" if len(ok) == len(rows) else "partial", "runs": len(rows), "done": len(ok),
+                                     "errors": [], "rows": ok, "from_cache": True, **exp_digits.summarise(ok, settings)}
+        return
+    start = time.monotonic()
+    models, failures = exp_digits.prepare(runner, settings)
+    if len(models) < settings.pretrained_seeds:
+        experiments["digits"] = {"status": "failed", "reason": f"pretraining failed: {'; '.join(failures)}"}
+        return
+    jobs = exp_digits.jobs(settings, models)
+    rows = runner.map(jobs)
+    ok = [r for r in rows if not is_error(r)]
+    errors = [r for r in rows if is_error(r)]
+    status = "ok" if not errors else ("failed" if not ok else "partial")
+    experiments["digits"] = {"status": status, "runs": len(rows), "done": len(ok), "errors": errors, "rows": ok,
+                             "seconds": time.monotonic() - start, **(exp_digits.summarise(ok, settings) if ok else {})}
+
+
+def _alone_phase(settings: Settings, selected: tuple[str, ...], experiments: dict, store: Store | None) -> None:
+    """Speed and robustness, alone in this process (timings); kept in the cache like every run."""
+    for name, module in (("speed", exp_speed), ("robustness", exp_robustness)):
+        key = f"{name}/{fingerprint(settings.to_dict() | {'workers': 0, 'seeds': 0})}"
+        if name not in selected:
+            cached = store.get(key) if store is not None else None
+            if cached is not None:
+                experiments[name] = {**cached, "from_cache": True}
             continue
         _log(f"{name}: running alone in this process")
         start = time.monotonic()
@@ -168,9 +217,12 @@ def _alone_phase(settings: Settings, selected: tuple[str, ...], experiments: dic
             r = experiments[name]
             if r["passed"] < r["total"]:
                 r["status"] = "partial"
+        if store is not None and experiments[name]["status"] != "failed":
+            store.put(key, experiments[name])
 
 
-def run_suite(settings: Settings, selected: tuple[str, ...], out: Path, report_path: Path, command: str) -> dict:
+def run_suite(settings: Settings, selected: tuple[str, ...], out: Path, report_path: Path, command: str,
+              fresh: bool = False) -> dict:
     torch.set_num_threads(settings.threads)
     started = time.monotonic()
     results = {"schema": SCHEMA, "mode": settings.mode, "command": command,
@@ -178,15 +230,18 @@ def run_suite(settings: Settings, selected: tuple[str, ...], out: Path, report_p
                "settings": settings.to_dict(), "selected": list(selected), "environment": _environment(settings),
                "experiments": {}}
     experiments = results["experiments"]
-    if any(n in selected for n in (*POOL_EXPERIMENTS, "digits")):
-        _pool_phase(settings, selected, experiments)
-    _alone_phase(settings, selected, experiments)
+    store = None if fresh else Store(out / "runs", _log)
+    with Runner(settings.workers, settings.threads, _log, store) as runner:
+        # With a cache, experiments left out by --only are still read back, so the report covers all that is done.
+        _pool_phase(runner, settings, selected, experiments, read_only=store is not None)
+        _digits_phase(runner, settings, selected, experiments, read_only=store is not None)
+    _alone_phase(settings, selected, experiments, store)
     for name in EXPERIMENTS:
-        experiments.setdefault(name, {"status": "not run", "reason": "not selected (--only)"})
+        experiments.setdefault(name, {"status": "not run", "reason": "not selected (--only) and nothing cached"})
+    results["endpoints"] = protocol.evaluate(results)
     results["duration_seconds"] = time.monotonic() - started
     results = finite_or_none(results)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "results.json", json.dumps(results, indent=1, allow_nan=False).encode())
     csv_files = tables.write_csvs(results, out)
     figure_files, figure_note = figures.write_figures(results, out / "figures")
     results["files"] = {"csv": csv_files, "figures": figure_files, "figures_note": figure_note}
@@ -207,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         HERE / "REPORT.md" if out == DEFAULT_OUT.resolve() else out / "REPORT.md")
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     try:
-        results = run_suite(settings, args.only, out, report_path, command.strip())
+        results = run_suite(settings, args.only, out, report_path, command.strip(), fresh=args.fresh)
     except KeyboardInterrupt:
         _log("benchmarks: interrupted; results were not written")
         return 130

@@ -14,7 +14,7 @@ import sys
 import torch
 
 from benchmarks.checks import CLI_TIMEOUT, REPO, result, subprocess_env
-from benchmarks.finetune2d import MODEL
+from benchmarks.common import MODEL
 from benchmarks.settings import Settings
 from gft.app.jobs import TrainingJob
 from gft.constants import HELDOUT_SEED_OFFSET

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gft.core.checkpoints import atomic_write_bytes
 
-_LISTS = ("curve_steps", "curve_w2", "curve_fd", "class_fractions", "fd_by_steps")
+_LISTS = ("curve", "readings", "class_fractions", "fd_by_steps", "values_a", "values_b", "chain")
 
 
 def flatten(row: dict) -> dict:
@@ -45,11 +45,13 @@ def _write(path: Path, rows: list[dict]) -> str | None:
 def write_csvs(results: dict, out: Path) -> list[str]:
     ex = results["experiments"]
     wanted: dict[str, list[dict]] = {}
-    for name in ("stability", "couplings", "limited_data", "digits"):
+    for name in ("budget", "stress", "fewshot", "straight", "chain", "digits"):
         e = ex.get(name, {})
         wanted[f"{name}_runs.csv"] = e.get("rows", [])
-        wanted[f"{name}_summary.csv"] = e.get("summary", [])
-        wanted[f"{name}_verdicts.csv"] = e.get("verdicts", [])
+        wanted[f"{name}_summary.csv"] = e.get("table", [])
+    wanted["comparisons.csv"] = [{"experiment": c["experiment"], "id": c["id"], "primary": c["primary"], "question": c["question"],
+                                  "a": c["a"], "b": c["b"], **c["stats"], "verdict": c["verdict"]}
+                                 for c in results.get("endpoints", [])]
     speed = ex.get("speed", {})
     if speed.get("status") == "ok":
         tr = speed["training"]

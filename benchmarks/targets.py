@@ -1,8 +1,9 @@
 """The 2D distribution shifts of the benchmarks, including one that no registered name describes.
 
 A shift ``SOURCE->TARGET`` fine-tunes a model pretrained on SOURCE towards TARGET. Targets are
-registered gft distributions or ``moons_rotNN`` (the moons turned by NN degrees): a small shift that
-is built here as tensors and handed to the Trainer directly, with no file in between.
+registered gft distributions or transformed copies of them: ``moons_rot40`` (the moons turned by 40
+degrees), ``8gaussians_rot20_scale0.8`` (turned, then shrunk about the origin). A transformed copy is
+a law related to its source, built here as tensors and handed to the Trainer directly.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from gft.evaluation.monitors import heldout_w2
 from gft.tasks.points import PointsTask
 from gft.tasks.task import Task
 
-_ROTATED = re.compile(r"^(?P<base>[a-z0-9]+)_rot(?P<deg>-?\d+)$")
+_ROTATED = re.compile(r"^(?P<base>[a-z0-9]+?)(?:_rot(?P<deg>-?\d+))?(?:_scale(?P<scale>\d+(?:\.\d+)?))?$")
 
 # Seed offsets keep the training pool, the held-out set and the floor's second draw independent (the
 # held-out and floor offsets are the library's, so a registered target reads the same draws everywhere).
@@ -46,18 +47,20 @@ class Target:
     def __post_init__(self) -> None:
         m = _ROTATED.match(self.name)
         base = m.group("base") if m else self.name
-        if base not in DISTRIBUTIONS:
-            raise ValueError(f"unknown benchmark target {self.name!r}: a registered name or NAME_rotDEGREES")
+        if base not in DISTRIBUTIONS or (m and m.group("scale") is not None and not float(m.group("scale")) > 0):
+            raise ValueError(f"unknown benchmark target {self.name!r}: a registered name, NAME_rotDEGREES, "
+                             "NAME_scaleFACTOR or NAME_rotDEGREES_scaleFACTOR (factor > 0)")
 
     @property
     def registered(self) -> bool:
         return self.name in DISTRIBUTIONS
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
-        m = _ROTATED.match(self.name)
-        if m is None:
+        if self.registered:
             return sample_distribution(self.name, n, seed)
-        return rotate(sample_distribution(m.group("base"), n, seed), float(m.group("deg")))
+        m = _ROTATED.match(self.name)
+        points = rotate(sample_distribution(m.group("base"), n, seed), float(m.group("deg") or 0))
+        return points * float(m.group("scale") or 1)
 
     @property
     def modes(self) -> tuple[torch.Tensor, float] | None:
