@@ -25,50 +25,20 @@ from gft.core.training import TrainConfig, Trainer, TrainingDiverged
 from gft.evaluation.metrics import path_geometry
 from gft.evaluation.reference import EnergyReference
 from gft.tasks.runs import Monitor, make_trainer
+from gft.tasks.variants import VARIANTS as ALL_VARIANTS
 
 MODEL = ModelConfig(kind="mlp", data_shape=(2,), width=128, depth=3, time_dim=32)
 EULER_STEPS = 100  # the sampler behind every quality number (dopri5 on 5,000 points costs 6x more here)
 REFERENCE_SEED = 424_242  # one fixed reference draw per target, shared by every run
 EVAL_NOISE_OFFSET = 5  # a run's evaluation noise: its seed plus this
-GFT_SCHEDULE = "stages:10,0.5,5"  # the library default: tau 10 -> 0.6 in five stages over 80%, then tau = 0
-STOP_TAU = 0.5  # gft-stop ends its anneal at tau 0.5 (lambda 1/3) instead of a tau = 0 phase
-CONSTANT_TAU = 1.0  # gft-constant trains at lambda 1/2 throughout
-L2SP_WEIGHT = 1e-2
-EMA_DECAY = 0.99
+# One seed-paired registry of methods with the app (gft.tasks.variants); the benchmarks fix lr 1e-3 unless a
+# variant sets its own.
+VARIANTS = {k: v for k, v in ALL_VARIANTS.items() if k != "scratch"}
 
 
-@dataclass(frozen=True)
-class Variant:
-    """A method as the report names it, and the TrainConfig fields that make it."""
-
-    label: str
-    method: str
-    schedule: str = "constant:0"
-    lr: float = 1e-3
-    warmup_share: float = 0.0  # warm-up steps as a share of the run
-    tau_end: float = 0.0
-    ema: float = 0.0
-    anchor_weight: float = 0.0
-    about: str = ""
-
-    def config(self, steps: int, **fields) -> TrainConfig:
-        return TrainConfig(method=self.method, steps=steps, schedule=self.schedule, lr=fields.pop("lr", self.lr),
-                           warmup=round(self.warmup_share * steps), tau_end=self.tau_end, ema=self.ema,
-                           anchor_weight=self.anchor_weight, ot_workers=1, **fields)
-
-
-VARIANTS = {v.label: v for v in (
-    Variant("standard", "standard", about="keep training on the target samples (lr 1e-3)"),
-    Variant("gft", "gft", GFT_SCHEDULE, about=f"GFT, {GFT_SCHEDULE}: anneal over 80% of the steps, then tau = 0"),
-    Variant("gft-stop", "gft", GFT_SCHEDULE, tau_end=STOP_TAU,
-            about=f"GFT, {GFT_SCHEDULE} stopped at tau = {STOP_TAU} (lambda {STOP_TAU / (1 + STOP_TAU):.2f}): no tau = 0 phase"),
-    Variant("gft-constant", "gft", f"constant:{CONSTANT_TAU:g}",
-            about=f"GFT at a constant tau = {CONSTANT_TAU:g} (lambda 0.5) throughout"),
-    Variant("standard-slow", "standard", lr=3e-4, warmup_share=0.1, about="standard, lr 3e-4 with 10% linear warm-up"),
-    Variant("standard-ema", "standard", ema=EMA_DECAY, about=f"standard, EMA of the weights (decay {EMA_DECAY})"),
-    Variant("l2sp", "l2sp", anchor_weight=L2SP_WEIGHT,
-            about=f"standard plus {L2SP_WEIGHT:g} |theta - theta_pre|^2 (L2-SP weight anchoring)"),
-)}
+def run_config(label: str, steps: int, **fields) -> TrainConfig:
+    """The run config of variant ``label`` (one OT worker thread: runs already go side by side in processes)."""
+    return VARIANTS[label].config(steps, ot_workers=1, **fields)
 
 
 def to_numpy_state(model: FlowModel) -> dict[str, np.ndarray]:

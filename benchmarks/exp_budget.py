@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from benchmarks.common import MODEL, VARIANTS, drive, energy, from_numpy_state
+from benchmarks.common import MODEL, drive, energy, from_numpy_state, run_config
 from benchmarks.context import Context
 from benchmarks.parallel import Job
 from benchmarks.settings import Settings
@@ -43,7 +43,7 @@ class BudgetRun:
 
 def run_budget(task: BudgetRun, state: dict, reference) -> dict:
     shift = Shift(task.shift)
-    config = VARIANTS[task.variant].config(task.budget, batch=task.batch, seed=task.seed, callback_every=task.budget)
+    config = run_config(task.variant, task.budget, batch=task.batch, seed=task.seed, callback_every=task.budget)
     trainer = make_trainer(TargetTask(shift.target, task.pool_size, task.eval_n), config, base=from_numpy_state(MODEL, state))
     driven = drive(trainer, list(task.read_at), lambda m, _: energy(m, reference, task.eval_n, task.seed))
     return {**asdict(task), "energy": {str(k): v for k, v in driven.evals.items()},

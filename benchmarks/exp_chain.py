@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from benchmarks.common import MODEL, VARIANTS, energy, from_numpy_state
+from benchmarks.common import MODEL, energy, from_numpy_state, run_config
 from benchmarks.context import Context
 from benchmarks.parallel import Job
 from benchmarks.settings import Settings
@@ -43,7 +43,7 @@ def run_chain_2d(task: ChainRun, state: dict, references: dict) -> dict:
     readings = []  # one dict per stage: law -> energy
     diverged_stage = None
     for stage, target in enumerate(task.chain[1:], 1):
-        config = VARIANTS[task.variant].config(task.steps, batch=task.batch, seed=task.seed + 1000 * stage,
+        config = run_config(task.variant, task.steps, batch=task.batch, seed=task.seed + 1000 * stage,
                                                callback_every=task.steps)
         trainer = make_trainer(TargetTask(Target(target), task.pool_size, task.eval_n), config, base=model)
         try:

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from benchmarks.common import VARIANTS
+from benchmarks.common import run_config
 from benchmarks.parallel import Job, Runner, is_error
 from benchmarks.settings import Settings
 from benchmarks.stats import aligned, summarize
@@ -54,7 +54,7 @@ class DigitsRun:
 def run_digits(task: DigitsRun, pretrained: dict) -> dict:
     base = build_model(ModelConfig.from_dict(pretrained["config"]))
     base.load_state_dict({k: torch.from_numpy(v) for k, v in pretrained["state"].items()})
-    config = VARIANTS[task.variant].config(task.steps, batch=task.batch, seed=task.seed, callback_every=task.steps)
+    config = run_config(task.variant, task.steps, batch=task.batch, seed=task.seed, callback_every=task.steps)
     trainer = make_trainer(DigitsTask(TARGET_SPEC), config, base=base)
     try:
         result = trainer.run()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from benchmarks.common import MODEL, VARIANTS, from_numpy_state, nn_distance_ratio, samples
+from benchmarks.common import MODEL, from_numpy_state, nn_distance_ratio, run_config, samples
 from benchmarks.context import Context
 from benchmarks.parallel import Job
 from benchmarks.settings import Settings
@@ -64,7 +64,7 @@ def run_fewshot(task: FewshotRun, state: dict, reference) -> dict:
     if task.variant == PRETRAINED:
         train = target_task.pool(task.seed, task.size)
         return {**asdict(task), "final": _measure(pretrained, task, reference, train, held_out)}
-    config = VARIANTS[task.variant].config(task.steps, batch=task.batch, seed=task.seed, callback_every=task.every)
+    config = run_config(task.variant, task.steps, batch=task.batch, seed=task.seed, callback_every=task.every)
     monitor = Monitor(eval_every=task.every, eval_points=task.curve_n, val_fraction=task.val_fraction)
     trainer = make_trainer(target_task, config, base=pretrained, limit=task.size, monitor=monitor)
     diverged = False

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from benchmarks.common import MODEL, VARIANTS, energy, from_numpy_state, straightness
+from benchmarks.common import MODEL, energy, from_numpy_state, run_config, straightness
 from benchmarks.context import Context
 from benchmarks.parallel import Job
 from benchmarks.settings import Settings
@@ -48,7 +48,7 @@ def run_straight(task: StraightRun, state: dict, reference) -> dict:
     model = from_numpy_state(MODEL, state)
     diverged = False
     if task.variant != PRETRAINED:
-        config = VARIANTS[task.variant].config(task.steps, batch=task.batch, seed=task.seed, coupling="independent",
+        config = run_config(task.variant, task.steps, batch=task.batch, seed=task.seed, coupling="independent",
                                                callback_every=task.steps)
         trainer = make_trainer(TargetTask(Shift(task.shift).target, task.pool_size, task.eval_n), config, base=model)
         try:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from benchmarks.common import MODEL, VARIANTS, drive, energy, from_numpy_state
+from benchmarks.common import MODEL, drive, energy, from_numpy_state, run_config
 from benchmarks.context import Context
 from benchmarks.parallel import Job
 from benchmarks.settings import Settings
@@ -61,7 +61,7 @@ def largest_rise(values: list[float]) -> float:
 
 
 def run_stress(task: StressRun, state: dict, curve_reference: EnergyReference) -> dict:
-    config = VARIANTS[task.variant].config(task.steps, lr=task.lr, batch=task.batch, seed=task.seed,
+    config = run_config(task.variant, task.steps, lr=task.lr, batch=task.batch, seed=task.seed,
                                            grad_clip=CLIP if task.clip else math.inf, callback_every=task.every)
     trainer = make_trainer(TargetTask(Shift(task.shift).target, task.pool_size, task.curve_n), config,
                            base=from_numpy_state(MODEL, state))
