@@ -49,8 +49,9 @@ SCHEMA = "gft-benchmarks/2"
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results"
 QUICK_OUT = DEFAULT_OUT / "quick"  # git-ignored: smoke-test numbers never overwrite the full results
-POOL_EXPERIMENTS = {"budget": exp_budget, "stress": exp_stress, "fewshot": exp_fewshot, "straight": exp_straight,
-                    "chain": exp_chain}
+# Submission order: the small experiments first, so a suite cut short still answers most endpoints.
+POOL_EXPERIMENTS = {"straight": exp_straight, "chain": exp_chain, "budget": exp_budget, "fewshot": exp_fewshot,
+                    "stress": exp_stress}
 
 
 class _Parser(argparse.ArgumentParser):
