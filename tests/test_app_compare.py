@@ -124,6 +124,33 @@ def test_methods_short_run_shows_curves_stability_and_samples():
     assert any(_axes(s) == {"xaxis", "xaxis2", "xaxis3"} for s in specs)  # final samples, 3 panels
 
 
+def test_methods_page_refuses_an_empty_method_list_and_validation_without_few_points():
+    at = _app(METHODS_PAGE)
+    at.multiselect(key="methods").set_value([]).run()
+    assert not at.exception and any("methods must be distinct labels" in e.value for e in at.error)
+    at = _app(METHODS_PAGE, points="16", val_share="25%", methods=["gft-stop", "l2sp"], seeds="1")
+    assert not at.error and at.session_state["methods"] == ["gft-stop", "l2sp"]
+    assert "2 runs (2 methods x 1 seeds)" in at.info[0].value and "on 16 target points" in at.caption[1].value
+
+
+@pytest.mark.slow
+def test_methods_few_points_keep_validation_chosen_checkpoints():
+    at = _app(METHODS_PAGE, steps="100", seeds="1", batch="64", points="16", val_share="25%",
+              methods=["gft", "gft-stop", "standard"])
+    at.button(key="compare_methods_start").click().run()
+    try:
+        _run_until(at, lambda a: len(a.dataframe) > 1, timeout=300)
+    finally:
+        _stop_job(at, "compare_methods")
+    best = at.dataframe[1].value
+    rows = best.to_dict("records") if hasattr(best, "to_dict") else list(best)
+    assert [r["method"] for r in rows] == ["GFT", "GFT stopped at τ 0.5", "standard fine-tuning"]
+    assert all(0 <= r["best step"] <= 100 and r["validation energy"] is not None for r in rows)
+    stop = next(r for r in rows if r["method"] == "GFT stopped at τ 0.5")
+    assert stop["λ"] > 0.3  # stopped at tau 0.5 (lambda 1/3): it never reaches the target alone
+    assert next(r for r in rows if r["method"] == "standard fine-tuning")["λ"] == 0.0
+
+
 # ---- page 6 ------------------------------------------------------------------------------------
 def test_annealing_page_hides_the_answer_until_reveal():
     at = _app(ANNEALING_PAGE)

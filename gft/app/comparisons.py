@@ -2,8 +2,9 @@
 
 * couplings: independent, exact OT and Sinkhorn GFT runs from one pretrained model, one seed and one
   schedule (:func:`coupling_runs`);
-* methods: GFT against standard fine-tuning and training from scratch on the same budget over several
-  seeds (:func:`method_runs`).
+* methods: GFT (and its variants) against standard fine-tuning, the baselines of
+  :mod:`gft.tasks.variants` and training from scratch, on the same budget over several seeds
+  (:func:`method_runs`), optionally on a few target points with validation-chosen checkpoints.
 
 Every run is built by :func:`gft.tasks.runs.make_trainer`; the tables that summarise finished runs are in
 :mod:`gft.evaluation.summaries`, and their evaluation in :mod:`gft.app.evaluation_task`.
@@ -22,8 +23,10 @@ from gft.data import DISTRIBUTIONS
 from gft.evaluation.summaries import run_name
 from gft.tasks.points import PointsTask
 from gft.tasks.runs import Monitor, make_trainer
+from gft.tasks.variants import VARIANTS, variant
 
-COMPARED_METHODS = ("gft", "standard", "scratch")
+COMPARED_METHODS = ("gft", "standard", "scratch")  # the default comparison
+LIMITS = (8, 16, 64, 256)  # the few-data choices a page offers (None: the whole pool)
 
 
 # ---- the runs ------------------------------------------------------------------------------
@@ -46,6 +49,9 @@ class CompareSettings:
     snapshots: int = 50  # training snapshots per run (the animation's frames)
     evaluations: int = 15  # W2 points per curve
     eval_points: int = 500
+    methods: tuple[str, ...] = COMPARED_METHODS  # labels of gft.tasks.variants.VARIANTS
+    limit: int | None = None  # train on this many target points (None: the whole pool)
+    val_fraction: float = 0.0  # share of those held out to pick each run's best checkpoint (0: none)
 
     def __post_init__(self) -> None:
         if self.target not in DISTRIBUTIONS:
@@ -56,6 +62,16 @@ class CompareSettings:
             raise ValueError(f"snapshots must be in [2, 1000], got {self.snapshots}")
         if not 3 <= self.evaluations <= 1000:
             raise ValueError(f"evaluations must be in [3, 1000], got {self.evaluations}")
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"methods must be distinct labels of {sorted(VARIANTS)}, got {self.methods!r}")
+        for label in self.methods:
+            variant(label)
+        if self.limit is not None and (not isinstance(self.limit, int) or not 4 <= self.limit <= 1_000_000):
+            raise ValueError(f"limit must be None or an integer in [4, 1000000], got {self.limit!r}")
+        if not 0 <= self.val_fraction <= 0.5:
+            raise ValueError(f"val_fraction must be in [0, 0.5], got {self.val_fraction}")
+        if self.val_fraction and self.limit is None:
+            raise ValueError("a validation share needs limit (a few target points): with the whole pool, use the held-out W2")
         self.config("gft", self.coupling, self.seed)  # validates the rest (schedule, lr, batch, ...)
 
     @property
@@ -71,16 +87,16 @@ class CompareSettings:
     def monitor(self, trajectory_every: int = 0) -> Monitor:
         """W2 on the shared held-out draws at ``eval_every``; trajectories at every callback (or ``trajectory_every``)."""
         return Monitor(eval_every=self.eval_every, eval_points=self.eval_points, particles=self.particles,
-                       trajectory_steps=20, trajectory_every=trajectory_every)
+                       trajectory_steps=20, trajectory_every=trajectory_every, val_fraction=self.val_fraction)
 
     def config(self, method: str, coupling: str, seed: int, callback_every: int | None = None) -> TrainConfig:
-        return TrainConfig(
-            method=method,
-            steps=self.steps,
+        """The config of ``method`` (a variant label: "gft" uses this comparison's schedule) for one seed."""
+        return variant(method).config(
+            self.steps,
+            schedule=self.schedule,
             batch=self.batch,
             lr=self.lr,
             seed=seed,
-            schedule=self.schedule,
             final_fraction=self.final_fraction,
             coupling=coupling,
             sinkhorn_reg=self.sinkhorn_reg,
@@ -98,7 +114,7 @@ def _factory(pretrained: FlowModel, settings: CompareSettings, config: TrainConf
     task = PointsTask(settings.target, reference_seed=settings.seed)
 
     def build() -> Trainer:
-        return make_trainer(task, config, base=pretrained, monitor=monitor)
+        return make_trainer(task, config, base=pretrained, monitor=monitor, limit=settings.limit)
 
     return build
 
@@ -110,11 +126,11 @@ def coupling_runs(pretrained: FlowModel, settings: CompareSettings) -> dict[str,
 
 
 def method_runs(pretrained: FlowModel, settings: CompareSettings, seeds: int) -> dict[str, RunFactory]:
-    """GFT, standard fine-tuning and from-scratch runs for seeds ``seed .. seed + seeds - 1``."""
+    """One run per method of ``settings.methods`` and seed ``seed .. seed + seeds - 1``."""
     if not isinstance(seeds, int) or not 1 <= seeds <= 10:
         raise ValueError(f"seeds must be an integer in [1, 10], got {seeds!r}")
     runs = {}
-    for method in COMPARED_METHODS:
+    for method in settings.methods:
         for seed in range(settings.seed, settings.seed + seeds):
             # Snapshots only where W2 is measured: the final samples are all this page animates.
             config = settings.config(method, settings.coupling, seed, callback_every=settings.eval_every)

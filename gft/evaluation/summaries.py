@@ -17,7 +17,9 @@ from gft.evaluation.null_band import NullBand
 from gft.evaluation.points import null_bands
 from gft.evaluation.result import Evaluation
 
-METHOD_LABELS = {"gft": "GFT", "standard": "standard fine-tuning", "scratch": "from scratch"}
+METHOD_LABELS = {"gft": "GFT", "standard": "standard fine-tuning", "scratch": "from scratch", "gft-stop": "GFT stopped at τ 0.5",
+                 "gft-constant": "GFT at constant τ 1", "standard-slow": "standard, lr 3e-4 + warm-up",
+                 "standard-ema": "standard + EMA", "l2sp": "L2-SP"}
 
 
 # ---- run names -----------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from plotly.subplots import make_subplots
 # Named hues (Vega's "tableau10"), so that a run, a cloud and an ellipse of the same kind match on every page.
 BLUE, RED, GREEN, ORANGE = "#4C78A8", "#E45756", "#54A24B", "#F58518"
 BROWN, PURPLE, GREY, INK = "#9D755D", "#B279A2", "#777777", "#333333"
+TEAL, PINK, YELLOW = "#72B7B2", "#FF9DA6", "#EECA3B"
 
 COLORS = {
     "pretrained": "rgba(120,120,135,0.45)",  # a pretrained model's samples, behind everything
@@ -34,7 +35,8 @@ COLORS = {
     "text": "rgb(40,40,40)",
 }
 # One colour per coupling and per method; a run named "gft / seed 3" takes its method's colour.
-RUN_COLORS = {"independent": BLUE, "ot": RED, "sinkhorn": GREEN, "gft": RED, "standard": BLUE, "scratch": BROWN}
+RUN_COLORS = {"independent": BLUE, "ot": RED, "sinkhorn": GREEN, "gft": RED, "standard": BLUE, "scratch": BROWN,
+              "gft-stop": PURPLE, "gft-constant": PINK, "standard-slow": TEAL, "standard-ema": YELLOW, "l2sp": GREEN}
 
 
 def color_of(name: str) -> str:
