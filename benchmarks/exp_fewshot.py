@@ -6,7 +6,7 @@ Every run holds out ``val_fraction`` of its N points (at least 2) and reads its 
 and the validation-chosen weights are then measured against the *full* target law (energy of
 ``eval_n`` samples to the fixed reference), with the memorisation ratio (nearest-neighbour distance to
 the training points, relative to fresh target draws: near 1 generalises, near 0 copies). The first
-shift sweeps N; the others run at ``fewshot_extras_size`` only, where every baseline runs.
+shift sweeps N and runs every baseline at ``fewshot_extras_size``; the others run the core methods there.
 """
 
 from __future__ import annotations
@@ -88,12 +88,13 @@ def run_fewshot(task: FewshotRun, state: dict, reference) -> dict:
 
 
 def _plan(settings: Settings) -> list[tuple[str, int, tuple[str, ...]]]:
-    """(shift, N, variants): the first shift sweeps N with the core methods; every baseline at the extras size."""
+    """(shift, N, variants): the first shift sweeps N with the core methods and runs every baseline at the extras
+    size; the others run the core methods at the extras size only."""
     plan = []
     for i, shift in enumerate(settings.fewshot_shifts):
         sizes = settings.fewshot_sizes if i == 0 else (settings.fewshot_extras_size,)
         for size in sizes:
-            variants = CORE + EXTRAS if size == settings.fewshot_extras_size else CORE
+            variants = CORE + EXTRAS if size == settings.fewshot_extras_size and i == 0 else CORE
             plan.append((shift, size, (PRETRAINED, *variants)))
     return plan
 
@@ -147,7 +148,7 @@ def summarise(rows: list[dict], ctx: Context) -> dict:
                  ("gft-stop", "final", "standard", "best", False, "GFT stopped at tau 0.5 against early-stopped standard"),
                  ("gft", "best", PRETRAINED, "final", False, "validation-chosen GFT against the pretrained model"),
                  ("standard", "best", PRETRAINED, "final", False, "early-stopped standard against the pretrained model")]
-        if size == s.fewshot_extras_size:
+        if "l2sp" in variants:
             pairs += [("gft", "best", v, "best", False, f"validation-chosen GFT against validation-chosen {v}") for v in EXTRAS]
         for a, wa, b, wb, is_primary, question in pairs:
             va, vb = aligned(_values(rows, shift, size, a, wa), _values(rows, shift, size, b, wb))
