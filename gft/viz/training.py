@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gft.viz.schedule_strip import STRIP_PX, Curve, curve_from_snapshots, strip_axes, strip_lines, strip_markers
 from gft.viz.style import (
     AXIS_RANGE,
     COLORS,
@@ -27,6 +28,7 @@ from gft.viz.style import (
     label_trace,
     play_controls,
     snapshot_label,
+    sparse_ticks,
     square_layout,
     trajectory_lines,
 )
@@ -165,36 +167,53 @@ def trajectory_animation(
     frame_ms: int = FRAME_MS,
     title: str | None = None,
     names: tuple[str, str] = BACKDROP_NAMES,
+    temperature: bool = True,
+    schedule: Curve | None = None,
 ) -> go.Figure:
     """The drift moving during training: one frame per snapshot, same noise seeds in every frame.
 
     ``snapshots`` are :class:`gft.core.training.Snapshot`s carrying trajectories (K+1, n, 2). Each frame
     shows faint paths of ``max_paths`` particles and where ``max_particles`` land at t = 1, over
-    static pretrained and target clouds; the step, tau and lambda show in the frame and the slider.
+    static pretrained and target clouds; the step (and, with ``temperature``, tau and lambda) shows in
+    the frame. With ``temperature``, a strip under the panel draws λ(step) (``schedule``, a dense
+    (steps, lambda) curve, or the snapshots' own values) with a marker the frames move. Pretraining
+    passes ``temperature=False``: it has no τ.
     """
     snaps = [s for s in snapshots if getattr(s, "trajectory", None) is not None]
     if not snaps:
         raise ValueError("no snapshot carries a trajectory: train with Monitor(particles > 0)")
     static = _backdrop(pretrained, target, names)
-    labels = [snapshot_label(s.step, s.tau, s.lam, s.total_steps) for s in snaps]
-    names = [f"step {s.step}" for s in snaps]
+    total = snaps[-1].total_steps
+    labels = [snapshot_label(s.step, s.tau, s.lam, s.total_steps, temperature) for s in snaps]
+    frame_names = [f"step {s.step}" for s in snaps]
     max_paths = path_budget(max_paths, snaps[0].trajectory.shape[0])
+    run = "run"
+    if temperature:
+        static += strip_lines({run: schedule if schedule is not None else curve_from_snapshots(snaps)}, {}, "x2", "y2")
 
     def animated(snap, label: str) -> list[go.Scatter]:
         px, py = trajectory_lines(snap.trajectory, max_paths)
         ends = f32(snap.trajectory[-1, :max_particles])
-        return [
+        out = [
             go.Scatter(x=px, y=py, mode="lines", name="trajectories (t: 0 → 1)", line=dict(width=1, color=COLORS["path"]), hoverinfo="skip"),
             go.Scatter(x=ends[:, 0], y=ends[:, 1], mode="markers", name="samples at t = 1", marker=dict(size=4, color=COLORS["particle"]), hoverinfo="skip"),
             label_trace(label),
         ]
+        if temperature:
+            out += strip_markers({run: (snap.step, snap.tau, snap.lam)}, {}, "x2", "y2", total, with_text=True)
+        return out
 
-    fig = go.Figure(data=static + animated(snaps[0], labels[0]))
-    moving = list(range(len(static), len(static) + 3))
-    fig.frames = [go.Frame(name=n, data=animated(s, lab), traces=moving) for s, n, lab in zip(snaps, names, labels)]
-    menus, sliders = play_controls(names, labels, frame_ms, show_current=False)
-    square_layout(fig, height, title)
-    fig.update_layout(updatemenus=menus, sliders=sliders, margin=dict(b=90))
+    first = animated(snaps[0], labels[0])
+    fig = go.Figure(data=static + first)
+    moving = list(range(len(static), len(static) + len(first)))
+    fig.frames = [go.Frame(name=n, data=animated(s, lab), traces=moving) for s, n, lab in zip(snaps, frame_names, labels)]
+    menus, sliders = play_controls(frame_names, labels, frame_ms, show_current=False, ticks=sparse_ticks([s.step for s in snaps]))
+    square_layout(fig, height + (STRIP_PX if temperature else 0), title)
+    if temperature:
+        share = STRIP_PX / (height + STRIP_PX)
+        xaxis2, yaxis2 = strip_axes(max(total, 1), [0, share * 0.8], "x2", "y2")
+        fig.update_layout(yaxis=dict(domain=[share + 0.04, 1]), xaxis2=xaxis2, yaxis2=yaxis2)
+    fig.update_layout(updatemenus=menus, sliders=sliders, margin=dict(b=100))
     return fig
 
 
