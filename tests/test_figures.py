@@ -242,3 +242,28 @@ def test_play_never_interrupts_and_pause_stops_at_once():
     # Play queues after what is queued: "immediate" interrupts an empty queue, a console error in plotly.js
     assert play[0] is None and "mode" not in play[1] and play[1]["fromcurrent"] is True
     assert list(pause[0]) == [None] and pause[1]["mode"] == "immediate"  # the documented pause
+
+
+def test_blend_arrows_are_drawn_to_one_scale_with_a_legend_naming_each():
+    rng = np.random.default_rng(3)
+    traj = rng.normal(size=(4, 12, 2)).astype(np.float32)
+    pre, tgt = rng.normal(size=traj.shape).astype(np.float32), rng.normal(size=traj.shape).astype(np.float32) * 3
+    lam = 0.25
+    mix = (1 - lam) * tgt + lam * pre
+    fig = figures.time_scrub_figure(traj, drift_pre=pre, drift_target=tgt, drift_blend=mix, blend_lambda=lam, learned_arrows=True)
+    names = [t.name for t in fig.frames[0].data]
+    assert names[1:5] == ["f_pre: pretrained drift", "target drift (estimated from target samples)",
+                          "blend (1 − λ)·target + λ·f_pre, λ = 0.25", "drift the particles follow"]
+
+    def drawn(trace) -> np.ndarray:  # the shaft of each arrow: tip - base, from the NaN-separated polyline
+        xy = np.stack([np.asarray(trace.x), np.asarray(trace.y)], 1).reshape(-1, 7, 2)
+        return xy[:, 1] - xy[:, 0]
+
+    for k, frame in enumerate(fig.frames):
+        shafts = {n: drawn(t) for n, t in zip(names[1:4], frame.data[1:4])}
+        scale = np.linalg.norm(shafts[names[1]], axis=1) / np.linalg.norm(pre[k], axis=1)
+        np.testing.assert_allclose(scale, scale[0], rtol=1e-4)  # one scale inside a set ...
+        np.testing.assert_allclose(shafts[names[3]], mix[k] * scale[0], rtol=1e-4, atol=1e-5)  # ... and across sets
+        np.testing.assert_allclose(shafts[names[2]], tgt[k] * scale[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="blend_lambda"):
+        figures.time_scrub_figure(traj, drift_blend=mix)

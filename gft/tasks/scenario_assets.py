@@ -88,7 +88,7 @@ def save_scenario(
         arrays[f"lam_{i}"] = np.asarray([by_step[s].lam for s in steps], dtype=np.float32)
         arrays[f"traj_{i}"] = np.stack([np.asarray(by_step[s].trajectory, dtype=np.float16) for s in steps])
         runs_meta.append({"name": rec.name, "history": rec.history, "best": rec.best, "diverged_at": rec.diverged_at,
-                          "seconds": round(rec.seconds, 2)})
+                          "seconds": round(rec.seconds, 2), "few_step_w2": rec.few_step_w2})
     arrays["pre_cloud"] = np.asarray(pre_cloud, dtype=np.float16)
     arrays["target_cloud"] = np.asarray(target_cloud, dtype=np.float16)
     if train_points is not None:
@@ -124,6 +124,7 @@ class ShippedRun:
     history: tuple[dict, ...]
     best: dict | None
     diverged_at: int | None
+    few_step_w2: float | None
 
     def final_w2(self) -> float | None:
         w2 = [r["w2"] for r in self.history if r.get("w2") is not None]
@@ -170,6 +171,6 @@ def load_scenario(key: str, directory: Path | None = None) -> ShippedScenario:
             Snapshot(int(s), total, float(t), float(lm), None, {"trajectory": traj[k].astype(np.float32)})
             for k, (s, t, lm) in enumerate(zip(steps, tau, lam))
         )
-        runs.append(ShippedRun(rd["name"], snaps, tuple(res["history"]), res.get("best"), res.get("diverged_at")))
+        runs.append(ShippedRun(rd["name"], snaps, tuple(res["history"]), res.get("best"), res.get("diverged_at"), res.get("few_step_w2")))
     f32 = lambda a: None if a is None else a.astype(np.float32)  # noqa: E731
     return ShippedScenario(meta, tuple(runs), f32(arrays["pre_cloud"]), f32(arrays["target_cloud"]), f32(arrays.get("train_points")))

@@ -28,6 +28,8 @@ COLORS = {
     "particle": "rgb(25,60,160)",
     "f_pre": "rgb(200,60,40)",
     "learned": "rgb(30,120,60)",
+    "target_drift": "rgb(215,120,0)",  # the target drift: the target cloud's hue, darker so it reads over it
+    "blend": "rgb(120,40,160)",  # the blend of f_pre (red) and the target drift (orange)
     "field": "rgba(90,90,90,0.55)",
     "tau": "rgb(160,40,120)",
     "lambda": "rgb(30,120,180)",

@@ -232,13 +232,19 @@ def time_scrub_figure(
     title: str | None = None,
     caption: str = "",
     names: tuple[str, str] = BACKDROP_NAMES,
+    drift_target: np.ndarray | None = None,
+    drift_blend: np.ndarray | None = None,
+    blend_lambda: float | None = None,
+    target_source: str = "target samples",
 ) -> go.Figure:
     """Particles moving along one trajectory (K+1, n, 2) in ODE time: one frame per Euler step t_k.
 
     Optional arrows per frame: ``drift_pre`` (K+1, n, 2), the pretrained drift evaluated at the
     particles (where the fine-tuned path lives); ``learned_arrows``, the drift the trajectory itself
     followed (its Euler increments, exact for an Euler trajectory); ``field`` = (grid (G, 2),
-    velocities (K+1, G, 2)), a velocity field on a grid.
+    velocities (K+1, G, 2)), a velocity field on a grid. ``drift_target`` and ``drift_blend`` (K+1, n, 2):
+    the target drift (estimated from ``target_source``) and GFT's blend (1 - λ)·target + λ·f_pre at
+    ``blend_lambda``. Every arrow set shares one scale, so lengths compare across sets and frames.
     """
     traj = f32(trajectory)
     if traj.ndim != 3 or traj.shape[-1] != 2 or traj.shape[0] < 2:
@@ -248,29 +254,33 @@ def time_scrub_figure(
     learned = (traj[1:] - traj[:-1]) * np.float32(k_steps) if learned_arrows else None
     grid, field_v = (f32(field[0]), f32(field[1])) if field is not None else (None, None)
     pre = f32(drift_pre) if drift_pre is not None else None
-    scale = arrow_scale(
-        pre[:, :max_arrows] if pre is not None else None,
-        learned[:, :max_arrows] if learned is not None else None,
-        field_v,
-    )
+    tgt = f32(drift_target) if drift_target is not None else None
+    mix = f32(drift_blend) if drift_blend is not None else None
+    if mix is not None and blend_lambda is None:
+        raise ValueError("drift_blend needs blend_lambda (the λ it was blended with), for its legend")
+    scale = arrow_scale(*(a[:, :max_arrows] if a is not None else None for a in (pre, learned, tgt, mix)), field_v)
 
     static = _backdrop(pretrained, target, names)
     px, py = trajectory_lines(traj, path_budget(max_paths, traj.shape[0]))
     static.append(go.Scatter(x=px, y=py, mode="lines", name="paths", line=dict(width=1, color=COLORS["path"]), hoverinfo="skip"))
 
-    def arrow_trace(points, vectors, name, color) -> go.Scatter:
+    def arrow_trace(points, vectors, name, color, width: float = 1.3) -> go.Scatter:
         if points is None or len(points) == 0:
             x = y = np.full(1, np.nan, dtype=np.float32)
         else:
             x, y = arrows_xy(points, vectors, scale)
-        return go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(width=1.3, color=color), hoverinfo="skip")
+        return go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(width=width, color=color), hoverinfo="skip")
 
     def animated(k: int) -> list[go.Scatter]:
         pts = traj[k, :max_particles]
         out = [go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name="particles at t", marker=dict(size=4, color=COLORS["particle"]), hoverinfo="skip")]
         arrow_pts = traj[k, :max_arrows]
         if pre is not None:
-            out.append(arrow_trace(arrow_pts, pre[k, :max_arrows], "pretrained drift f_pre at the particles", COLORS["f_pre"]))
+            out.append(arrow_trace(arrow_pts, pre[k, :max_arrows], "f_pre: pretrained drift", COLORS["f_pre"]))
+        if tgt is not None:
+            out.append(arrow_trace(arrow_pts, tgt[k, :max_arrows], f"target drift (estimated from {target_source})", COLORS["target_drift"]))
+        if mix is not None:
+            out.append(arrow_trace(arrow_pts, mix[k, :max_arrows], f"blend (1 − λ)·target + λ·f_pre, λ = {blend_lambda:.2f}", COLORS["blend"], 2.2))
         if learned is not None:
             kk = min(k, k_steps - 1)
             out.append(arrow_trace(arrow_pts if k < k_steps else None, learned[kk, :max_arrows], "drift the particles follow", COLORS["learned"]))

@@ -1,0 +1,196 @@
+"""The scenario gallery of the Start page: cards (a question and a picture), a scenario opened from its
+shipped results in about a second, and a "train it live" button that re-runs it in the background job.
+
+Shipped results come from ``scripts/make_scenarios.py`` (:mod:`gft.tasks.scenario_assets`); a live
+re-run builds the same trainers (:func:`gft.tasks.scenarios.scenario_trainer`) in a
+:class:`gft.app.jobs.TrainingJob`, so both show the same figure.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import streamlit as st
+
+from gft.app import widgets as w
+from gft.app.jobs import TrainingJob
+from gft.app.resources import shipped_payload
+from gft.app.session import job_slot, user_errors
+from gft.core.checkpoints import checkpoint_from_bytes
+from gft.tasks.runs import best_point
+from gft.tasks.scenario_assets import ShippedScenario, load_scenario
+from gft.tasks.scenarios import SCENARIOS, Scenario, few_step_w2, scenario, scenario_trainer
+from gft.viz import compare as figs
+from gft.viz.style import distinct_colors
+
+OWNER = "gallery"
+OPEN = "gallery_open"  # session key: the scenario shown below the cards
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def shipped(key: str) -> ShippedScenario:
+    """A scenario's shipped results, read once per process (read-only)."""
+    return load_scenario(key)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def shipped_animation(key: str):
+    """The animation of a shipped scenario, built once per process: opening it again costs nothing."""
+    sc = shipped(key)
+    return animation({r.name: r.snapshots for r in sc.runs}, sc.target_cloud, sc.pre_cloud, sc.train_points)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def thumbnail(key: str):
+    """Where each run of a shipped scenario ends: one small static panel per run."""
+    sc = shipped(key)
+    final = {r.name: r.snapshots[-1].trajectory[-1] for r in sc.runs}
+    fig = figs.sample_panels(final, sc.target_cloud[:400], height=150, colors=distinct_colors(list(final)))
+    fig.update_layout(margin=dict(l=0, r=0, t=18, b=0), font=dict(size=9))
+    fig.update_annotations(font_size=9)
+    return fig
+
+
+def animation(panels: dict, target_cloud: np.ndarray, pre_cloud: np.ndarray | None, train_points: np.ndarray | None):
+    return figs.training_animation(panels, target_cloud, pre_cloud, paths=40, train_points=train_points,
+                                   colors=distinct_colors(list(panels)), height=400)
+
+
+def cards() -> None:
+    """One card per scenario: its title, its question, a picture of how its runs end, and Open."""
+    cols = st.columns(len(SCENARIOS))
+    for col, sc in zip(cols, SCENARIOS):
+        with col.container(border=True):
+            st.markdown(f"**{sc.title}**")
+            st.caption(sc.question)
+            with user_errors("No shipped result"):
+                st.plotly_chart(thumbnail(sc.key), key=f"thumb_{sc.key}", config={"staticPlot": True})
+            if st.button("Open", key=f"open_{sc.key}", type="primary" if st.session_state.get(OPEN) == sc.key else "secondary",
+                         width="stretch", icon=":material/play_circle:"):
+                st.session_state[OPEN] = sc.key
+
+
+END = "W2 at the end"
+
+
+def few_label(k: int) -> str:
+    return f"W2 with {k} Euler steps"
+
+
+def w2_table(histories: dict[str, list[dict]], best: dict[str, dict | None], diverged: dict[str, int | None],
+             few: dict[str, float | None], k: int) -> list[dict]:
+    """One row per run: its (50-step) W2 at the end and at its lowest, its W2 with ``k`` Euler steps, and its
+    validation pick and divergence where any run has them."""
+    rows = []
+    for name, hist in histories.items():
+        w2 = [r["w2"] for r in hist if r.get("w2") is not None]
+        row = {"run": name, END: round(w2[-1], 3) if w2 else None, "lowest on the way": round(min(w2), 3) if w2 else None,
+               few_label(k): round(few[name], 3) if few.get(name) is not None else None}
+        if any(v is not None for v in best.values()):
+            b = best.get(name)
+            row["validation pick"] = f"step {b['step']}, τ = {b['tau']:.3g}, W2 {b['w2']:.3f}" if b and b.get("w2") is not None else "—"
+        if any(v is not None for v in diverged.values()):
+            row["diverged"] = f"at step {diverged[name]}" if diverged.get(name) is not None else "no"
+        rows.append(row)
+    return rows
+
+
+def verdict(rows: list[dict], null: dict | None, column: str = END) -> str:
+    """One sentence from the numbers: which run is lowest in ``column``, and whether the gap is above the noise."""
+    ends = sorted((r[column], r["run"]) for r in rows if r.get(column) is not None)
+    if len(ends) < 2:
+        return ""
+    (best, name), (second, other) = ends[0], ends[1]
+    text = f"Lowest {column}: **{name}** ({best:.3f}; next: {other}, {second:.3f})."
+    if null and math.isfinite(null.get("sd", math.nan)):
+        # Two independent W2 values, each scattering by sd: their difference scatters by sd * sqrt(2).
+        if second - best < 2 * math.sqrt(2) * null["sd"]:
+            text += (f" That gap is within the noise: W2 on {null['n']} points scatters by ±{2 * null['sd']:.2f} even between two "
+                     f"draws of the target itself, so call it a tie at this size.")
+        else:
+            text += f" That gap is beyond the noise of W2 on {null['n']} points (±{2 * null['sd']:.2f} between two target draws)."
+    return text
+
+
+def live_job(sc: Scenario) -> TrainingJob:
+    """The scenario's runs as one background job (built in the job's thread, from the shipped base)."""
+    payload = shipped_payload(sc.base)
+
+    def factory(run):
+        return lambda: scenario_trainer(sc, run, checkpoint_from_bytes(payload, f"assets/pretrained_{sc.base}.pt").model)
+
+    return TrainingJob({run.name: factory(run) for run in sc.runs}, max_frames=sc.frames + 1)
+
+
+def opened() -> None:
+    """The opened scenario: its animation (shipped, or the live re-run once it finishes), numbers and controls."""
+    key = st.session_state.get(OPEN)
+    if key is None:
+        return
+    with user_errors("Cannot open this scenario"):
+        sc = scenario(key)
+        ship = shipped(key)
+        st.subheader(sc.title)
+        slot = job_slot()
+        job = slot.for_page(OWNER)
+        live = job is not None and slot.params.get("scenario") == key
+        c = st.columns([1, 1, 1, 3])
+        if c[0].button("Train it live", key=f"live_{key}", icon=":material/model_training:", width="stretch",
+                       help=f"Re-run these {len(sc.runs)} runs here, in the background ({sc.steps} steps each, seed {sc.runs[0].config.seed})"):
+            target = ship.target_cloud
+            w.launch(OWNER, live_job(sc), {"scenario": key, "target_cloud": target})
+            st.rerun()
+        if live and c[1].button("Back to shipped", key=f"shipped_{key}", width="stretch"):
+            slot.clear()
+            st.rerun()
+        if c[2].button("Close", key=f"close_{key}", width="stretch"):
+            st.session_state.pop(OPEN, None)
+            st.rerun()
+        st.markdown(f"{sc.question} {sc.look_for}")
+        if live:
+            _live(sc, ship)
+            return
+        left, right = st.columns([5, 2])
+        left.plotly_chart(shipped_animation(key), key=f"anim_{key}")
+        with right:
+            _numbers(sc, ship, {r.name: list(r.history) for r in ship.runs}, {r.name: r.best for r in ship.runs},
+                     {r.name: r.diverged_at for r in ship.runs}, {r.name: r.few_step_w2 for r in ship.runs})
+            versions = ship.meta.get("versions", {})
+            st.caption(f"Shipped result (seed {sc.runs[0].config.seed}, torch {versions.get('torch', '?')}, made by "
+                       f"scripts/make_scenarios.py); *Train it live* re-runs it on this machine.")
+
+
+def _numbers(sc: Scenario, ship: ShippedScenario, histories: dict, best: dict, diverged: dict, few: dict) -> None:
+    rows = w2_table(histories, best, diverged, few, sc.trajectory_steps)
+    st.dataframe(rows, hide_index=True)
+    st.caption("W2: how far the model's samples are from fresh target draws (0 = the same law; lower is better), "
+               "with 50 Euler steps unless the column says fewer.")
+    text = verdict(rows, ship.null_w2, few_label(sc.trajectory_steps) if sc.judge_few_steps else END)
+    if text:
+        st.markdown(text)
+
+
+def _live(sc: Scenario, ship: ShippedScenario) -> None:
+    params = job_slot().params
+    view = w.live_panel(OWNER, sc.runs[0].name, params.get("target_cloud"))
+    if view is None or not view.finished:
+        st.caption("Training all runs side by side; the animation appears when they finish. The panel follows the first run.")
+        return
+    runs = {r.name: r for r in view.runs}
+    if not all(r.frames for r in runs.values()):
+        st.warning("The live run ended before its first snapshot.")
+        return
+    with user_errors("Cannot draw the live run"):
+        anim = w.memo(OWNER, "anim", params["token"], lambda: animation({n: r.frames for n, r in runs.items()}, ship.target_cloud,
+                                                                         ship.pre_cloud, ship.train_points), spinner="Building the animation ...")
+        left, right = st.columns([5, 2])
+        left.plotly_chart(anim, key=f"live_anim_{sc.key}")
+        with right:
+            job = job_slot().for_page(OWNER)
+            few = w.memo(OWNER, "few", params["token"], lambda: {
+                run.name: few_step_w2(sc, run, job.model(run.name)) if job is not None and job.model(run.name) is not None else None
+                for run in sc.runs}, spinner="Measuring the few-step samples ...")
+            _numbers(sc, ship, {n: list(r.history) for n, r in runs.items()}, {n: best_point(list(r.history)) for n, r in runs.items()},
+                     {n: None for n in runs}, few)
+            st.caption("Live re-run on this machine, same seed: it matches the shipped result up to floating-point differences.")
