@@ -46,29 +46,51 @@ def thumbnail(key: str):
     """Where each run of a shipped scenario ends: one small static panel per run."""
     sc = shipped(key)
     final = {r.name: r.snapshots[-1].trajectory[-1] for r in sc.runs}
-    fig = figs.sample_panels(final, sc.target_cloud[:400], height=150, colors=distinct_colors(list(final)))
-    fig.update_layout(margin=dict(l=0, r=0, t=18, b=0), font=dict(size=9))
-    fig.update_annotations(font_size=9)
+    fig = figs.sample_panels(final, sc.target_cloud[:400], height=130, colors=distinct_colors(list(final)))
+    fig.update_layout(margin=dict(l=0, r=0, t=0, b=0))
+    fig.update_annotations(text="")  # run names do not fit a card; the colours match the opened animation's panels
     return fig
 
 
+BACKDROP_POINTS = 500  # per static cloud and panel: SVG points cost the browser, and 500 show the shape
+
+
 def animation(panels: dict, target_cloud: np.ndarray, pre_cloud: np.ndarray | None, train_points: np.ndarray | None):
-    return figs.training_animation(panels, target_cloud, pre_cloud, paths=40, train_points=train_points,
-                                   colors=distinct_colors(list(panels)), height=400)
+    # The static clouds repeat in every panel: with 1,000 points each, three panels took a loaded 2-core
+    # machine's Chromium ~4 s to draw (measured); 500 halve it and still show each law's shape.
+    pre = None if pre_cloud is None else pre_cloud[:BACKDROP_POINTS]
+    return figs.training_animation(panels, target_cloud[:BACKDROP_POINTS], pre, paths=40, train_points=train_points,
+                                   colors=distinct_colors(list(panels)), height=380)
 
 
 def cards() -> None:
-    """One card per scenario: its title, its question, a picture of how its runs end, and Open."""
+    """One card per scenario: its title, its question, a picture of how its runs end, and Open.
+
+    Once a scenario is open the cards shrink to one row of buttons, so the opened animation, its
+    controls and its explanation fit one screen.
+    """
+    current = st.session_state.get(OPEN)
     cols = st.columns(len(SCENARIOS))
     for col, sc in zip(cols, SCENARIOS):
+        # on_click, not "if button: ...; st.rerun()": the callback runs before the script, so a click costs one
+        # rerun instead of two (the first animation is on screen a rerun sooner).
+        if current is not None:
+            col.button(sc.title, key=f"open_{sc.key}", type="primary" if current == sc.key else "secondary", width="stretch",
+                       help=sc.question, on_click=_open, args=(sc.key,))
+            continue
         with col.container(border=True):
             st.markdown(f"**{sc.title}**")
             st.caption(sc.question)
             with user_errors("No shipped result"):
                 st.plotly_chart(thumbnail(sc.key), key=f"thumb_{sc.key}", config={"staticPlot": True})
-            if st.button("Open", key=f"open_{sc.key}", type="primary" if st.session_state.get(OPEN) == sc.key else "secondary",
-                         width="stretch", icon=":material/play_circle:"):
-                st.session_state[OPEN] = sc.key
+            st.button("Open", key=f"open_{sc.key}", width="stretch", icon=":material/play_circle:", on_click=_open, args=(sc.key,))
+
+
+def _open(key: str | None) -> None:
+    if key is None:
+        st.session_state.pop(OPEN, None)
+    else:
+        st.session_state[OPEN] = key
 
 
 END = "W2 at the end"
@@ -131,41 +153,37 @@ def opened() -> None:
     with user_errors("Cannot open this scenario"):
         sc = scenario(key)
         ship = shipped(key)
-        st.subheader(sc.title)
         slot = job_slot()
-        job = slot.for_page(OWNER)
-        live = job is not None and slot.params.get("scenario") == key
-        c = st.columns([1, 1, 1, 3])
-        if c[0].button("Train it live", key=f"live_{key}", icon=":material/model_training:", width="stretch",
+        live = slot.for_page(OWNER) is not None and slot.params.get("scenario") == key
+        c = st.columns([3, 1, 1, 1], vertical_alignment="center")
+        c[0].markdown(f"#### {sc.title}")
+        if c[1].button("Train it live", key=f"live_{key}", icon=":material/model_training:", width="stretch", disabled=live,
                        help=f"Re-run these {len(sc.runs)} runs here, in the background ({sc.steps} steps each, seed {sc.runs[0].config.seed})"):
-            target = ship.target_cloud
-            w.launch(OWNER, live_job(sc), {"scenario": key, "target_cloud": target})
+            w.launch(OWNER, live_job(sc), {"scenario": key, "target_cloud": ship.target_cloud})
             st.rerun()
-        if live and c[1].button("Back to shipped", key=f"shipped_{key}", width="stretch"):
+        if c[2].button("Shipped result", key=f"shipped_{key}", width="stretch", disabled=not live):
             slot.clear()
             st.rerun()
-        if c[2].button("Close", key=f"close_{key}", width="stretch"):
-            st.session_state.pop(OPEN, None)
-            st.rerun()
-        st.markdown(f"{sc.question} {sc.look_for}")
+        c[3].button("Close", key=f"close_{key}", icon=":material/close:", width="stretch", on_click=_open, args=(None,))
         if live:
             _live(sc, ship)
             return
         left, right = st.columns([5, 2])
         left.plotly_chart(shipped_animation(key), key=f"anim_{key}")
         with right:
+            st.markdown(f"**{sc.question}** {sc.look_for}")
             _numbers(sc, ship, {r.name: list(r.history) for r in ship.runs}, {r.name: r.best for r in ship.runs},
                      {r.name: r.diverged_at for r in ship.runs}, {r.name: r.few_step_w2 for r in ship.runs})
             versions = ship.meta.get("versions", {})
-            st.caption(f"Shipped result (seed {sc.runs[0].config.seed}, torch {versions.get('torch', '?')}, made by "
-                       f"scripts/make_scenarios.py); *Train it live* re-runs it on this machine.")
+            st.caption(f"Shipped result: seed {sc.runs[0].config.seed}, torch {versions.get('torch', '?')}, "
+                       "scripts/make_scenarios.py. *Train it live* re-runs it on this machine.")
 
 
 def _numbers(sc: Scenario, ship: ShippedScenario, histories: dict, best: dict, diverged: dict, few: dict) -> None:
     rows = w2_table(histories, best, diverged, few, sc.trajectory_steps)
     st.dataframe(rows, hide_index=True)
-    st.caption("W2: how far the model's samples are from fresh target draws (0 = the same law; lower is better), "
-               "with 50 Euler steps unless the column says fewer.")
+    st.caption("W2: how far the model's samples are from fresh target draws (lower is better; 50 Euler steps unless the "
+               "column says fewer).")
     text = verdict(rows, ship.null_w2, few_label(sc.trajectory_steps) if sc.judge_few_steps else END)
     if text:
         st.markdown(text)
@@ -187,10 +205,11 @@ def _live(sc: Scenario, ship: ShippedScenario) -> None:
         left, right = st.columns([5, 2])
         left.plotly_chart(anim, key=f"live_anim_{sc.key}")
         with right:
+            st.markdown(f"**{sc.question}** {sc.look_for}")
             job = job_slot().for_page(OWNER)
             few = w.memo(OWNER, "few", params["token"], lambda: {
                 run.name: few_step_w2(sc, run, job.model(run.name)) if job is not None and job.model(run.name) is not None else None
                 for run in sc.runs}, spinner="Measuring the few-step samples ...")
             _numbers(sc, ship, {n: list(r.history) for n, r in runs.items()}, {n: best_point(list(r.history)) for n, r in runs.items()},
                      {n: None for n in runs}, few)
-            st.caption("Live re-run on this machine, same seed: it matches the shipped result up to floating-point differences.")
+            st.caption("Live re-run on this machine with the shipped result's seed and settings.")
