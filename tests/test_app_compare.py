@@ -138,6 +138,12 @@ def test_annealing_page_hides_the_answer_until_reveal():
     assert metrics["terminal mean"] == "(0.00, 0.50)" and metrics["λ = τ/(1 + τ)"] == "0.500"
     spec = _specs(at)[0]
     assert len(spec["frames"]) == 21 and len(spec["layout"]["sliders"]) == 1
+    # the trail of terminal laws as tau sweeps from infinity to 0: from the pretrained mean to the target mean
+    (trail,) = [t for t in spec["data"] if t.get("name") == "their means, τ = ∞ → 0"]
+    assert trail["text"] == ["∞", "10", "4", "2", "1", "0.5", "0.25", "0.1", "0"]
+    xs, ys = _floats(trail["x"]), _floats(trail["y"])
+    assert (xs[0], ys[0]) == pytest.approx((-2.0, 0.0), abs=1e-3) and (xs[-1], ys[-1]) == pytest.approx((2.0, 1.0), abs=1e-3)
+    assert (xs[4], ys[4]) == pytest.approx((0.0, 0.5), abs=1e-3)  # tau = 1: halfway, as revealed above
 
 
 def test_annealing_page_reveal_shows_the_exact_numbers_from_the_url():
@@ -153,7 +159,24 @@ def test_annealing_page_reveal_shows_the_exact_numbers_from_the_url():
     assert metrics["terminal mean"] == f"({exact.mean[0]:.2f}, {exact.mean[1]:.2f})"
     assert metrics["W2 to target"] == f"{gauss.gaussian_w2(exact, target):.3f}"
     assert "Not quite" in at.warning[0].value  # lambda = 0.8 stays far from the target
+    # a new temperature is a new question: the answer hides and the guess clears until the next reveal
     at.select_slider(key="tau").set_value("0").run()
+    assert not at.exception and not at.metric and not at.get("plotly_chart")
+    assert at.radio(key="guess").value is None and not at.button(key="reveal").disabled
+    at.radio(key="guess").set_value("on the target mean").run()
+    at.button(key="reveal").click().run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["terminal mean"] == "(1.50, 1.00)" and metrics["W2 to target"] == "0.000"
     assert "Right." in at.success[0].value
+    # so does moving a Gaussian
+    at.number_input(key="tgt_x").set_value(2.5).run()
+    assert not at.metric and at.radio(key="guess").value is None
+
+
+def _floats(x) -> list[float]:
+    """A trace coordinate from a chart spec: a list, or Plotly's typed-array form {dtype, bdata}."""
+    if isinstance(x, list):
+        return [float(v) for v in x]
+    import base64
+
+    return [float(v) for v in np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])]
