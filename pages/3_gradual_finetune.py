@@ -139,7 +139,8 @@ def results() -> None:
         m = st.columns(2)
         m[0].metric("W2 to target", f"{w2[-1]:.3f}" if w2 else "n/a", delta=f"{w2[-1] - w2[0]:+.3f} since step 0" if len(w2) > 1 else None, delta_color="inverse")
         if run.result is not None:
-            m[1].metric("steps", f"{run.result.steps}" + (" (stopped)" if run.result.stopped else ""))
+            # The state goes in the label: a value like "509 (stopped)" was cut to "509 (stop…" in this narrow column.
+            m[1].metric("steps (stopped early)" if run.result.stopped else "steps", f"{run.result.steps}")
             m = st.columns(2)
             m[0].metric("steps / s", f"{run.result.steps_per_second:.0f}")
             m[1].metric("OT time / batch", f"{run.result.ot_seconds_per_batch * 1e3:.1f} ms" if config["coupling"] != "independent" else "n/a")

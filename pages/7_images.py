@@ -142,7 +142,9 @@ with user_errors("No pretrained model"):
     elif scenario == CHAIN:
         last = st.session_state.get(LAST_MODEL)
         if last is None:
-            raise ValueError("no model of this session yet: run the style-shift scenario first; its GFT model is the start of the chain")
+            # Any digits scenario's GFT model starts the chain (see where LAST_MODEL is set below); say so, not "style shift only".
+            raise ValueError(f"no model of this session yet: finish a run of {NEW!r}, {LIMITED!r} or {STYLE!r} first; "
+                             "its GFT model is where the chain starts")
         base = {"key": res.payload_key(last["payload"], "images"), "label": last["label"], "data": last["data"], "payload": last["payload"]}
     else:
         name = "0-9" if scenario == STYLE else "0-4"
@@ -354,7 +356,7 @@ def results() -> None:
                              file_name="gft_images_metrics.csv", mime="text/csv", icon=":material/table:", on_click="ignore", key="im_dl_metrics")
     d[3].download_button("History (.csv)", histories_csv(hist), file_name="gft_images_history.csv", mime="text/csv",
                          icon=":material/timeline:", on_click="ignore", key="im_dl_hist")
-    if view.state == "done":
+    if view.state == "done" and params["scenario"] != OWN:  # only digits runs feed the chain (LAST_MODEL above)
         st.caption("The GFT model of this run is now the start of the **style chain** scenario.")
 
 

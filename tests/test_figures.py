@@ -267,3 +267,18 @@ def test_blend_arrows_are_drawn_to_one_scale_with_a_legend_naming_each():
         np.testing.assert_allclose(shafts[names[2]], tgt[k] * scale[0], rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="blend_lambda"):
         figures.time_scrub_figure(traj, drift_blend=mix)
+
+
+def test_method_curves_name_every_seed_in_the_legend_in_its_method_colour():
+    from gft.evaluation.summaries import MethodCurves
+    from gft.viz import compare
+
+    steps = np.array([0, 10, 20])
+    curves = {m: MethodCurves(m, (0, 1, 2), steps, np.random.default_rng(i).uniform(0.5, 1.5, (3, 3))) for i, m in enumerate(("gft", "standard"))}
+    fig = compare.method_curves_figure(curves, {"gft": "GFT", "standard": "standard fine-tuning"})
+    seeds = [t for t in fig.data if t.name and ", seed " in t.name]
+    assert [t.name for t in seeds] == [f"{lab}, seed {s}" for lab in ("GFT", "standard fine-tuning") for s in (0, 1, 2)]
+    assert all(t.showlegend is not False for t in seeds)
+    assert len({t.line.dash for t in seeds[:3]}) == 3  # seeds of one method differ by dash ...
+    assert seeds[0].line.color != seeds[3].line.color  # ... and methods by colour
+    np.testing.assert_allclose(np.asarray(seeds[1].y), curves["gft"].w2[1])

@@ -136,8 +136,10 @@ def job_controls(owner: str, start: Callable[[bool], bool], step_size: int = 10,
     st.rerun()
 
 
-def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None) -> JobView | None:
+def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None, temperature: bool = True) -> JobView | None:
     """Progress bar, loss and W2 curves and a light scatter, polled by a timed fragment while the job runs.
+
+    ``temperature=False`` (pretraining) leaves τ and λ out of the progress text: there is no anneal.
 
     Returns the job view at this script run (None without a job). The fragment stops polling at the
     next full rerun after the job finishes; it triggers that rerun itself.
@@ -157,7 +159,7 @@ def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None
         run = v.run(run_name)  # every run exists from the job's start: a KeyError is a page bug, shown as one
         latest = run.latest
         text = f"{v.state} · step {run.step}/{run.total_steps or '?'}"
-        if latest is not None:
+        if latest is not None and temperature:
             text += f" · τ {latest.tau:.3g} · λ {latest.lam:.3f}"
         text += f" · {v.elapsed:.1f} s"
         st.progress(min(max(run.progress, 0.0), 1.0), text=text)

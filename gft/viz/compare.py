@@ -152,6 +152,7 @@ def sample_panels(
 
 
 # ---- curves -------------------------------------------------------------------------------
+SEED_DASHES = ("dot", "dash", "dashdot", "longdash", "longdashdot")
 def method_curves_figure(curves: dict, labels: dict[str, str] | None = None, null: tuple[float, float] | None = None) -> go.Figure:
     """Mean W2 against step per method with a min-max band over seeds (``gft.evaluation.summaries.MethodCurves``)."""
     labels = labels or {}
@@ -168,6 +169,14 @@ def method_curves_figure(curves: dict, labels: dict[str, str] | None = None, nul
         ))  # fmt: skip
         name = f"{labels.get(method, method)} (mean of {len(c.seeds)}, band min-max)"
         fig.add_trace(go.Scatter(x=c.steps, y=c.mean, mode="lines+markers", name=name, line=dict(color=col, width=2), legendgroup=method))
+        if len(c.seeds) > 1:
+            # Each seed its own thin line and legend entry: the method's colour, one dash per seed, so a reader can
+            # tell a seed that wobbles from a band that is merely wide (and match it to the seed of the final samples).
+            for i, (seed, w2) in enumerate(zip(c.seeds, c.w2)):
+                fig.add_trace(go.Scatter(
+                    x=c.steps, y=w2, mode="lines", name=f"{labels.get(method, method)}, seed {seed}", legendgroup=method,
+                    line=dict(color=with_alpha(col, 0.7), width=1, dash=SEED_DASHES[i % len(SEED_DASHES)]),
+                ))  # fmt: skip
     steps = [s for c in curves.values() for s in c.steps]
     if null is not None and all(math.isfinite(v) for v in null) and steps:
         # The null band (mean +- 2 sd of W2 between two target draws of the same size): a curve inside it
