@@ -16,10 +16,12 @@ from gft.viz import training as figures
 OWNER = "start"
 RUN = "demo"
 DEMO_BASE, DEMO_TARGET = "moons", "8gaussians"
-# Small enough for a first animation within ~20 s on a 2-core CPU: 300 steps, 31 frames, 400 particles.
+# A demo must end on what it teaches: eight clusters, not the ring that 300 steps at lr 3e-3 left (median
+# distance of a sample to its nearest mode 0.56; here 0.31, against 0.24 for true samples; measured, seed 0).
+# About 6 s of training on a loaded 2-core CPU, 31 frames of 400 particles.
 DEMO = TrainConfig(
-    method="gft", steps=300, batch=256, lr=3e-3, seed=0, schedule="stages:4,0.5,3", final_fraction=0.2,
-    coupling="ot", callback_every=10,
+    method="gft", steps=600, batch=256, lr=5e-3, seed=0, schedule="stages:4,0.5,3", final_fraction=0.3,
+    coupling="ot", callback_every=20,
 )
 DEMO_MONITOR = Monitor(eval_every=60, eval_points=500, particles=400, trajectory_steps=24)
 
@@ -102,7 +104,8 @@ if view is not None and view.state in ("done", "stopped") and params:
     run = view.run(RUN)
     if run.frames:
         anim = w.memo(OWNER, "anim", params["token"], lambda: figures.trajectory_animation(
-            run.frames, params["pre_cloud"], params["target_cloud"], title=f"GFT: {DEMO_BASE} → {DEMO_TARGET}"),
+            run.frames, params["pre_cloud"], params["target_cloud"], title=f"GFT: {DEMO_BASE} → {DEMO_TARGET}",
+            schedule=w.schedule_curve(DEMO)),
             spinner="Building the animation ...")
         shown_after = w.memo(OWNER, "shown_after", params["token"], lambda: w.elapsed_since_start(params))
         left, right = st.columns([3, 2])

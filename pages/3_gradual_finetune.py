@@ -121,7 +121,8 @@ def results() -> None:
     config = params["config"]
     hist = list(run.history)
     st.subheader("The drift moving")
-    anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, params["pre_cloud"], params["target_cloud"]),
+    anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, params["pre_cloud"], params["target_cloud"],
+                                                                                 schedule=w.schedule_curve(config)),
                   spinner="Building the animation ...")
     left, right = st.columns([3, 2])
     left.plotly_chart(anim, key="ft_anim")

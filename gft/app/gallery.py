@@ -38,7 +38,7 @@ def shipped(key: str) -> ShippedScenario:
 def shipped_animation(key: str):
     """The animation of a shipped scenario, built once per process: opening it again costs nothing."""
     sc = shipped(key)
-    return animation({r.name: r.snapshots for r in sc.runs}, sc.target_cloud, sc.pre_cloud, sc.train_points)
+    return animation({r.name: r.snapshots for r in sc.runs}, sc.target_cloud, sc.pre_cloud, sc.train_points, schedules(scenario(key)))
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -55,12 +55,18 @@ def thumbnail(key: str):
 BACKDROP_POINTS = 500  # per static cloud and panel: SVG points cost the browser, and 500 show the shape
 
 
-def animation(panels: dict, target_cloud: np.ndarray, pre_cloud: np.ndarray | None, train_points: np.ndarray | None):
+def animation(panels: dict, target_cloud: np.ndarray, pre_cloud: np.ndarray | None, train_points: np.ndarray | None,
+              schedules: dict | None = None):
     # The static clouds repeat in every panel: with 1,000 points each, three panels took a loaded 2-core
     # machine's Chromium ~4 s to draw (measured); 500 halve it and still show each law's shape.
     pre = None if pre_cloud is None else pre_cloud[:BACKDROP_POINTS]
     return figs.training_animation(panels, target_cloud[:BACKDROP_POINTS], pre, paths=40, train_points=train_points,
-                                   colors=distinct_colors(list(panels)), height=380)
+                                   colors=distinct_colors(list(panels)), height=380, schedules=schedules)
+
+
+def schedules(sc: Scenario) -> dict:
+    """Each run's dense λ(step) curve (the strip under the animation draws the schedule, not only its snapshots)."""
+    return {run.name: w.schedule_curve(sc.config_of(run)) for run in sc.runs}
 
 
 def cards() -> None:
@@ -201,7 +207,7 @@ def _live(sc: Scenario, ship: ShippedScenario) -> None:
         return
     with user_errors("Cannot draw the live run"):
         anim = w.memo(OWNER, "anim", params["token"], lambda: animation({n: r.frames for n, r in runs.items()}, ship.target_cloud,
-                                                                         ship.pre_cloud, ship.train_points), spinner="Building the animation ...")
+                                                                         ship.pre_cloud, ship.train_points, schedules(sc)), spinner="Building the animation ...")
         left, right = st.columns([5, 2])
         left.plotly_chart(anim, key=f"live_anim_{sc.key}")
         with right:

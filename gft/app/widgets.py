@@ -82,6 +82,14 @@ def pretrain_job(
     return TrainingJob({run_name: build}, max_frames=max_frames)
 
 
+def schedule_curve(config: TrainConfig | dict) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, lambda) of a run's schedule from step 0 to its last step: the strip under its animation."""
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig(**config)
+    schedule = cfg.make_schedule()
+    steps, _, lam = schedule.curve(400)  # ends one step short of the last: the strip runs to the end
+    return np.append(steps, cfg.steps), np.append(lam, schedule.lam(cfg.steps))
+
+
 def launch(owner: str, job: TrainingJob, params: dict, paused: bool = False) -> None:
     """Install ``job`` as this session's job (stopping any other) and start it."""
     params = dict(params, token=uuid.uuid4().hex, started_at=time.monotonic())
