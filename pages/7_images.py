@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from gft.app import gallery
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
@@ -320,6 +321,7 @@ def results() -> None:
     with user_errors("Cannot evaluate the models"), st.spinner(f"Evaluating both models on {eval_n} samples ..."):
         metrics = w.memo(OWNER, key, token, lambda: evaluate_runs(eval_n))
         show_metrics(metrics)
+        gallery.behind_note(metrics.get("gft", {}).get("fd"), metrics.get("standard", {}).get("fd"), "FD", key="images_behind")
 
     st.subheader("Inside one snapshot: scrub ODE time")
     snaps = runs["gft"].frames

@@ -87,9 +87,11 @@ def test_couplings_short_run_through_the_background_job(monkeypatch):
     assert len(animations) == 1
     anim = animations[0]
     assert len(anim["frames"]) == 21  # a snapshot at step 0 and after each of the 20 steps
-    assert _axes(anim) == {"xaxis", "xaxis2", "xaxis3"}
+    assert _axes(anim) == {"xaxis", "xaxis2", "xaxis3", "xaxis4"}  # three panels and the schedule strip under them
     assert len(anim["layout"]["sliders"]) == 1 and len(anim["layout"]["sliders"][0]["steps"]) == 21
-    assert anim["layout"]["sliders"][0]["steps"][-1]["label"].startswith("step 20 · τ")
+    assert anim["layout"]["sliders"][0]["steps"][-1]["label"] == "20"  # readable ticks: step numbers
+    labels = [t["text"][0] for t in anim["frames"][-1]["data"] if t.get("mode") == "text"]
+    assert labels and labels[0].startswith("step 20/20 · τ")  # the frame's step, τ and λ above the strip
     table = at.dataframe[0].value
     assert list(table["coupling"]) == ["independent", "ot", "sinkhorn"]
     assert (table["steps"] == 20).all() and (table["W2"] > 0).all()

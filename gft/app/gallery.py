@@ -219,3 +219,24 @@ def _live(sc: Scenario, ship: ShippedScenario) -> None:
             _numbers(sc, ship, {n: list(r.history) for n, r in runs.items()}, {n: best_point(list(r.history)) for n, r in runs.items()},
                      {n: None for n in runs}, few)
             st.caption("Live re-run on this machine with the shipped result's seed and settings.")
+
+
+HELPS = "sixteen_points"  # the scenario where keeping part of the pretrained drift pays off
+
+
+def behind_note(gft: float | None, baseline: float | None, metric: str, baseline_name: str = "standard fine-tuning",
+                key: str = "behind") -> bool:
+    """When GFT ends behind a baseline (a higher ``metric``), say why in one sentence and link the scenario
+    where it helps. Returns whether the note was shown."""
+    if gft is None or baseline is None or not gft > baseline:
+        return False
+    with st.container(border=True):
+        st.markdown(
+            f"**Why GFT is behind here** ({metric} {gft:.3g} against {baseline:.3g} for {baseline_name}): it spends most of "
+            "its steps annealing, pulled towards the pretrained drift while λ > 0, so at an equal budget it has had fewer "
+            "steps on the target itself. It pays off where the pretrained drift is worth keeping, e.g. with few target samples."
+        )
+        if st.button(f"Open “{scenario(HELPS).title}” on Start here", key=f"{key}_open", icon=":material/arrow_forward:"):
+            st.session_state[OPEN] = HELPS
+            st.switch_page("pages/1_start_here.py")
+    return True

@@ -105,8 +105,14 @@ def training_animation(
         animated += [len(fig.data) - 2, len(fig.data) - 1]
 
     def markers(step: int) -> list[go.Scatter]:
+        """The strip's animated traces: one marker per run at (step, λ) and the frame's label above the strip."""
         at = {n: (step, by_step[n][step].tau, by_step[n][step].lam) for n in names}
-        return strip_markers(at, palette, strip_x, strip_y, total, with_text=len(names) == 1 or len({v[1:] for v in at.values()}) == 1)
+        shared = len({v[1:] for v in at.values()}) == 1
+        _, tau, lam = at[names[0]]
+        text = f"step {step}/{total}" + (f" · τ = {tau:.3g} · λ = {lam:.3f}" if shared else " · each run's λ on its curve (hover for τ)")
+        label = go.Scatter(x=f32([0.0]), y=f32([1.45]), mode="text", text=[text], textposition="middle right", showlegend=False,
+                           hoverinfo="skip", textfont=dict(size=12, color=COLORS["text"]), xaxis=strip_x, yaxis=strip_y, cliponaxis=False)
+        return [*strip_markers(at, palette, strip_x, strip_y, total), label]
 
     first_markers = markers(common[0])
     for trace in first_markers:
