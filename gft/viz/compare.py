@@ -110,7 +110,7 @@ def training_animation(
         shared = len({v[1:] for v in at.values()}) == 1
         _, tau, lam = at[names[0]]
         text = f"step {step}/{total}" + (f" · τ = {tau:.3g} · λ = {lam:.3f}" if shared else " · each run's λ on its curve (hover for τ)")
-        label = go.Scatter(x=f32([0.0]), y=f32([1.45]), mode="text", text=[text], textposition="middle right", showlegend=False,
+        label = go.Scatter(x=f32([0.0]), y=f32([1.4]), mode="text", text=[text], textposition="middle right", showlegend=False,
                            hoverinfo="skip", textfont=dict(size=12, color=COLORS["text"]), xaxis=strip_x, yaxis=strip_y, cliponaxis=False)
         return [*strip_markers(at, palette, strip_x, strip_y, total), label]
 

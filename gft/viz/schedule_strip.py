@@ -57,7 +57,7 @@ def strip_axes(total_steps: int, domain_y: Sequence[float], anchor_x: str, ancho
     # No axis title: the slider right under the strip already reads "step" by its ticks, and a title would sit on it.
     x = dict(range=[-0.02 * total_steps, 1.02 * total_steps], autorange=False, anchor=anchor_y, domain=[0, 1],
              tickfont=dict(size=10), showgrid=False, zeroline=False)
-    y = dict(range=[-0.08, 1.12], autorange=False, anchor=anchor_x, domain=list(domain_y), tickvals=[0, 0.5, 1],
+    y = dict(range=[-0.08, 1.6], autorange=False, anchor=anchor_x, domain=list(domain_y), tickvals=[0, 0.5, 1],
              title=dict(text="λ", font=dict(size=12, color=COLORS["lambda"])), tickfont=dict(size=10), zeroline=False,
              gridcolor="rgba(0,0,0,0.06)")
     return x, y
