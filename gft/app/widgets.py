@@ -171,7 +171,9 @@ def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None
             text += f" · τ {latest.tau:.3g} · λ {latest.lam:.3f}"
         text += f" · {v.elapsed:.1f} s"
         st.progress(min(max(run.progress, 0.0), 1.0), text=text)
-        c1, c2 = st.columns([3, 2])
+        # Once the run is over its results come next: the curves fold away so the results start on the first screen.
+        box = st.expander("Loss, W2 and the last samples of this run", expanded=False) if v.finished else st.container()
+        c1, c2 = box.columns([3, 2])
         c1.plotly_chart(figures.curves_figure(run.history), key=f"{owner}_live_curves")
         c2.plotly_chart(figures.live_scatter(latest.samples if latest is not None else None, target_cloud), key=f"{owner}_live_scatter")
         if v.error:
