@@ -104,8 +104,7 @@ if view is not None and view.state in ("done", "stopped") and params:
     run = view.run(RUN)
     if run.frames:
         anim = w.memo(OWNER, "anim", params["token"], lambda: figures.trajectory_animation(
-            run.frames, params["pre_cloud"], params["target_cloud"], title=f"GFT: {DEMO_BASE} → {DEMO_TARGET}",
-            schedule=w.schedule_curve(DEMO)),
+            run.frames, params["pre_cloud"], params["target_cloud"], schedule=w.schedule_curve(DEMO)),
             spinner="Building the animation ...")
         shown_after = w.memo(OWNER, "shown_after", params["token"], lambda: w.elapsed_since_start(params))
         left, right = st.columns([3, 2])

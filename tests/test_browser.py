@@ -118,8 +118,8 @@ def test_every_page_opens(server, browser, path, heading):
             page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=120_000)
         page.wait_for_timeout(1500)
         _no_exception(page)
-        page.screenshot(path=str(SHOTS / f"page_{path or 'start_here'}.png"))  # what fits 1440 x 900
-        page.screenshot(path=str(SHOTS / f"page_{path or 'start_here'}_full.png"), full_page=True)
+        # What fits 1440 x 900 (Streamlit scrolls inside its own container: a full-page shot would be the same picture).
+        page.screenshot(path=str(SHOTS / f"page_{path or 'start_here'}.png"))
         assert not external, f"requests leaving the machine: {external[:3]}"  # e.g. a Material page icon from fonts.gstatic.com
     finally:
         page.close()
@@ -178,7 +178,7 @@ def test_demo_animates(server, browser):
 STRIP_MARKER = """() => {
   const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p => p._fullLayout && p._fullLayout.sliders && p._fullLayout.sliders.length);
   const p = plots[plots.length - 1];
-  const markers = p.data.filter(t => t.mode && t.mode.startsWith('markers') && t.x && t.x.length === 1);
+  const markers = p._fullData.filter(t => t.mode && t.mode.startsWith('markers') && t.x && t.x.length === 1);  // _fullData: decoded typed arrays
   return {active: p._fullLayout.sliders[0].active, x: markers.map(t => Number(t.x[0]))};
 }"""
 
@@ -201,7 +201,7 @@ def test_gallery_opens_a_scenario_from_shipped_results_and_its_schedule_marker_p
         page.wait_for_timeout(800)
         page.screenshot(path=str(SHOTS / "gallery_open.png"))
         # the animation and the text beside it fit the first screen
-        box = page.locator(".js-plotly-plot").filter(has=play).first.bounding_box()
+        box = page.locator(".js-plotly-plot").filter(has=page.locator(".updatemenu-button")).first.bounding_box()
         assert box is not None and box["y"] + box["height"] <= VIEWPORT["height"] + 40, box
         before = page.evaluate(STRIP_MARKER)
         play.first.click()

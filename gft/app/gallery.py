@@ -99,11 +99,11 @@ def _open(key: str | None) -> None:
         st.session_state[OPEN] = key
 
 
-END = "W2 at the end"
+END = "W2 at the end"  # short column names: the table sits in a narrow column beside the figure
 
 
 def few_label(k: int) -> str:
-    return f"W2 with {k} Euler steps"
+    return f"W2, {k} steps"
 
 
 def w2_table(histories: dict[str, list[dict]], best: dict[str, dict | None], diverged: dict[str, int | None],
@@ -113,8 +113,8 @@ def w2_table(histories: dict[str, list[dict]], best: dict[str, dict | None], div
     rows = []
     for name, hist in histories.items():
         w2 = [r["w2"] for r in hist if r.get("w2") is not None]
-        row = {"run": name, END: round(w2[-1], 3) if w2 else None, "lowest on the way": round(min(w2), 3) if w2 else None,
-               few_label(k): round(few[name], 3) if few.get(name) is not None else None}
+        row = {"run": name, END: round(w2[-1], 3) if w2 else None, few_label(k): round(few[name], 3) if few.get(name) is not None else None,
+               "lowest on the way": round(min(w2), 3) if w2 else None}
         if any(v is not None for v in best.values()):
             b = best.get(name)
             row["validation pick"] = f"step {b['step']}, τ = {b['tau']:.3g}, W2 {b['w2']:.3f}" if b and b.get("w2") is not None else "—"
@@ -188,8 +188,8 @@ def opened() -> None:
 def _numbers(sc: Scenario, ship: ShippedScenario, histories: dict, best: dict, diverged: dict, few: dict) -> None:
     rows = w2_table(histories, best, diverged, few, sc.trajectory_steps)
     st.dataframe(rows, hide_index=True)
-    st.caption("W2: how far the model's samples are from fresh target draws (lower is better; 50 Euler steps unless the "
-               "column says fewer).")
+    st.caption("W2: how far the model's samples are from fresh target draws (lower is better), with 50 Euler steps, "
+               "or as few as the column says.")
     text = verdict(rows, ship.null_w2, few_label(sc.trajectory_steps) if sc.judge_few_steps else END)
     if text:
         st.markdown(text)
