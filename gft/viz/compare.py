@@ -80,7 +80,8 @@ def training_animation(
     suffix = title_suffix or {}
     palette = dict(distinct_colors(names), **(colors or {}))
     cols = len(names)
-    total = max(by_step[n][common[-1]].total_steps for n in names) or common[-1] or 1
+    # Snapshot-like objects without total_steps (a test's, a shipped one) end at their last common step.
+    total = max(getattr(by_step[n][common[-1]], "total_steps", 0) or 0 for n in names) or common[-1] or 1
     fig = make_subplots(
         rows=2, cols=cols, subplot_titles=[f"{n} {suffix.get(n, '')}".strip() for n in names],
         specs=[[{}] * cols, [{"colspan": cols}] + [None] * (cols - 1)], row_heights=[0.8, 0.2],
