@@ -35,7 +35,9 @@ def _one_cpu_thread_per_op() -> None:
 
 
 _one_cpu_thread_per_op()
-st.set_page_config(page_title="GFT explorer", page_icon=":material/thermostat:", layout="wide")
+# A local file, not a Material icon name: for a page icon Streamlit fetches the symbol's SVG from
+# fonts.gstatic.com, and the app must make no external request (it must work offline).
+st.set_page_config(page_title="GFT explorer", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide")
 
 # Only the pages that exist: the explorer grows page by page.
 pages = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gft.app import gallery
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
@@ -15,17 +16,28 @@ from gft.viz import training as figures
 OWNER = "start"
 RUN = "demo"
 DEMO_BASE, DEMO_TARGET = "moons", "8gaussians"
-# Small enough for a first animation within ~20 s on a 2-core CPU: 300 steps, 31 frames, 400 particles.
+# A demo must end on what it teaches: eight clusters, not the ring that 300 steps at lr 3e-3 left (median
+# distance of a sample to its nearest mode 0.56; here 0.31, against 0.24 for true samples; measured, seed 0).
+# About 6 s of training on a loaded 2-core CPU, 31 frames of 400 particles.
 DEMO = TrainConfig(
-    method="gft", steps=300, batch=256, lr=3e-3, seed=0, schedule="stages:4,0.5,3", final_fraction=0.2,
-    coupling="ot", callback_every=10,
+    method="gft", steps=600, batch=256, lr=5e-3, seed=0, schedule="stages:4,0.5,3", final_fraction=0.3,
+    coupling="ot", callback_every=20,
 )
 DEMO_MONITOR = Monitor(eval_every=60, eval_points=500, particles=400, trajectory_steps=24)
 
 w.ensure_app_frame()
 st.title("Gradual fine-tuning of flow models")
 st.markdown(
-    """
+    "**GFT** moves a pretrained flow model to new data by regressing onto the blend **(1 − λ)·target + λ·f_pre** "
+    "of the new data's drift and the pretrained drift f_pre, with **λ = τ / (1 + τ)**, and lowering the temperature τ to 0. "
+    "Pick a question below: each opens at once from results shipped with the app, and *Train it live* re-runs it here."
+)
+gallery.cards()
+gallery.opened()
+
+with st.expander("Why the blend: the derivation in five lines"):
+    st.markdown(
+        """
 A **flow model** moves noise to data along a learned drift *f(x, t)*. Suppose one was pretrained on some data,
 and now we only hold **samples of a new target**. *Standard fine-tuning* simply keeps training on the target;
 that can be unstable and forget what pretraining taught (short, straight paths).
@@ -37,11 +49,11 @@ that can be unstable and forget what pretraining taught (short, straight paths).
 the target; lowering τ step by step walks the drift from one to the other. Because f_pre does not depend on
 how noise and data are paired, optimal-transport couplings stay valid throughout.
 """
-)
-st.caption(
-    "This is the project's own derivation from the abstract of Thorkelsdottir & Banerjee (2026) and standard "
-    "flow-matching theory; the paper's exact formulas were not available to us."
-)
+    )
+    st.caption(
+        "This is the project's own derivation from the abstract of Thorkelsdottir & Banerjee (2026) and standard "
+        "flow-matching theory; the paper's exact formulas were not available to us."
+    )
 
 base = pick.base_from_name(DEMO_BASE)
 
@@ -55,6 +67,7 @@ def intro_figure(key: str, _payload: bytes):
     )
 
 
+st.subheader("One-click demo")
 left, right = st.columns([3, 2])
 with left:
     st.plotly_chart(intro_figure(base.key, base.payload), key="start_intro")
@@ -82,7 +95,6 @@ def start(paused: bool) -> bool:
     return False
 
 
-st.subheader("One-click demo")
 w.job_controls(OWNER, start, full=False)
 slot = job_slot()
 params = slot.params if slot.for_page(OWNER) is not None else {}
@@ -92,7 +104,7 @@ if view is not None and view.state in ("done", "stopped") and params:
     run = view.run(RUN)
     if run.frames:
         anim = w.memo(OWNER, "anim", params["token"], lambda: figures.trajectory_animation(
-            run.frames, params["pre_cloud"], params["target_cloud"], title=f"GFT: {DEMO_BASE} → {DEMO_TARGET}"),
+            run.frames, params["pre_cloud"], params["target_cloud"], schedule=w.schedule_curve(DEMO)),
             spinner="Building the animation ...")
         shown_after = w.memo(OWNER, "shown_after", params["token"], lambda: w.elapsed_since_start(params))
         left, right = st.columns([3, 2])

@@ -106,7 +106,7 @@ st.subheader("Train")
 w.job_controls(OWNER, start, step_size=max(1, steps // 50))
 slot = job_slot()
 params = slot.params if slot.for_page(OWNER) is not None else {}
-view = w.live_panel(OWNER, RUN, params.get("cloud"))
+view = w.live_panel(OWNER, RUN, params.get("cloud"), temperature=False)
 if view is None:
     st.caption("Training runs in the background; you can change settings or switch pages meanwhile.")
 
@@ -124,7 +124,8 @@ if view is not None and view.state in ("done", "stopped") and params:
     st.success(f"Your model is ready and available as a base on the Gradual fine-tune page: {label}.")
     if run.frames:
         st.subheader("How the flow formed during training")
-        anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, None, params["cloud"], names=("", "training data")))
+        anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, None, params["cloud"], names=("", "training data"),
+                                                                               temperature=False))  # pretraining has no τ
         st.plotly_chart(anim, key="pt_anim")
     st.subheader("Its trajectories")
     trajectories_section(res.payload_key(payload), payload, params["cloud"], label)

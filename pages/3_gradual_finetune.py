@@ -121,7 +121,8 @@ def results() -> None:
     config = params["config"]
     hist = list(run.history)
     st.subheader("The drift moving")
-    anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, params["pre_cloud"], params["target_cloud"]),
+    anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, params["pre_cloud"], params["target_cloud"],
+                                                                                 schedule=w.schedule_curve(config)),
                   spinner="Building the animation ...")
     left, right = st.columns([3, 2])
     left.plotly_chart(anim, key="ft_anim")
@@ -139,7 +140,8 @@ def results() -> None:
         m = st.columns(2)
         m[0].metric("W2 to target", f"{w2[-1]:.3f}" if w2 else "n/a", delta=f"{w2[-1] - w2[0]:+.3f} since step 0" if len(w2) > 1 else None, delta_color="inverse")
         if run.result is not None:
-            m[1].metric("steps", f"{run.result.steps}" + (" (stopped)" if run.result.stopped else ""))
+            # The state goes in the label: a value like "509 (stopped)" was cut to "509 (stop…" in this narrow column.
+            m[1].metric("steps (stopped early)" if run.result.stopped else "steps", f"{run.result.steps}")
             m = st.columns(2)
             m[0].metric("steps / s", f"{run.result.steps_per_second:.0f}")
             m[1].metric("OT time / batch", f"{run.result.ot_seconds_per_batch * 1e3:.1f} ms" if config["coupling"] != "independent" else "n/a")
@@ -153,31 +155,40 @@ def results() -> None:
             format_func=lambda i: snapshot_label(snaps[i].step, snaps[i].tau, snaps[i].lam, snaps[i].total_steps),
         )
         last = idx == len(snaps) - 1 and run.result is not None and not run.result.stopped
-        show_pre = st.checkbox("pretrained drift f_pre at the particles", key="ft_show_pre",
-                               help="f_pre is evaluated where the fine-tuned path lives, possibly far from where it was trained")
-        show_learned = st.checkbox("drift the particles follow", key="ft_show_learned",
-                                   help="the snapshot's own drift at the particles (its Euler increments)")
+        s = snaps[idx]
+        show_blend = st.checkbox(
+            f"what GFT blends at this λ ({s.lam:.2f}): f_pre, the target drift and their blend", value=True, key="ft_show_blend",
+            help="red f_pre, orange the target drift (a kernel estimate from the target samples shown), purple the blend "
+                 "(1 − λ)·target + λ·f_pre that this snapshot regresses onto, green the drift the model follows",
+        )
         show_field = st.checkbox("velocity field of the fine-tuned model (grid)", key="ft_show_field", disabled=not last,
                                  help="available for the final snapshot of a completed run") and last
         st.caption(
             "Play moves the particles of the chosen snapshot through ODE time t (no server round trip). "
-            "GFT's target is (1 − λ)·y + λ·f_pre: where the red arrows (f_pre) point away from the target, a large λ "
-            "holds the drift back; as τ falls that pull fades."
+            "GFT regresses onto the purple blend: at large λ it points with f_pre (red), as τ falls it turns to the "
+            "target drift (orange). Green is what the model has learned; all arrows share one scale."
         )
 
     def scrub():
         traj = snaps[idx].trajectory
-        drift_pre = probes.drift_along(res.payload_model(params["base_key"], params["base_payload"]), traj[:, :150]) if show_pre else None
+        s = snaps[idx]
+        arrows = None
+        if show_blend:
+            base_model = res.payload_model(params["base_key"], params["base_payload"])
+            arrows = probes.blend_arrows(base_model, params["target_cloud"], traj, s.lam, n=150)
         field = None
         if show_field:
             model = job_slot().for_page(OWNER).model(RUN)
             field = probes.velocity_field(model, [i / (traj.shape[0] - 1) for i in range(traj.shape[0])]) if model is not None else None
-        s = snaps[idx]
-        return figures.time_scrub_figure(traj, params["pre_cloud"], params["target_cloud"], drift_pre=drift_pre, field=field,
-                                         learned_arrows=show_learned, caption=snapshot_label(s.step, s.tau, s.lam))
+        return figures.time_scrub_figure(
+            traj, params["pre_cloud"], params["target_cloud"], field=field, learned_arrows=show_blend,
+            drift_pre=arrows.f_pre if arrows else None, drift_target=arrows.target if arrows else None,
+            drift_blend=arrows.blend if arrows else None, blend_lambda=s.lam,
+            target_source=f"{len(params['target_cloud'])} target samples", caption=snapshot_label(s.step, s.tau, s.lam),
+        )
 
     with left, user_errors("Cannot draw this snapshot"):
-        st.plotly_chart(w.memo(OWNER, f"scrub:{idx}:{show_pre}:{show_learned}:{show_field}", token, scrub, spinner="Evaluating the drifts ..."), key="ft_scrub")
+        st.plotly_chart(w.memo(OWNER, f"scrub:{idx}:{show_blend}:{show_field}", token, scrub, spinner="Evaluating the drifts ..."), key="ft_scrub")
 
     st.subheader("Take it away")
     d = st.columns(3)

@@ -190,8 +190,9 @@ st.dataframe(
 st.caption(
     f"W2: adaptive (dopri5) samples against {evaluation_task.EVALUATION_POINTS} held-out target points; W2 null top: "
     "the top of the null band (mean + 2 sd of W2 between two independent target draws of that size, 20 pairs): a W2 "
-    "below it cannot be told from the target at this size. Path length and straightness along 100-step Euler paths (straight paths: "
-    "straightness 0). W2 @k: samples from k Euler steps (few-step quality). OT ms/batch: time of the pairing solve."
+    "below it cannot be told from the target at this size. Path length: how far a sample travels from noise to data. "
+    "**Straightness**: how much a path bends away from the straight line between its ends (0: perfectly straight, so "
+    "even one Euler step lands right). Both along 100-step Euler paths. W2 @k: samples from k Euler steps (few-step quality). OT ms/batch: time of the pairing solve."
 )
 st.download_button(
     "Download the metrics (CSV)", table.to_csv(index=False), "gft_couplings.csv", "text/csv", on_click="ignore", key="download_csv"

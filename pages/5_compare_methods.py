@@ -6,6 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from gft.app import comparisons as cmp
+from gft.app import gallery
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
@@ -139,6 +140,8 @@ st.caption(
     f"size (mean ± 2 sd over 20 pairs, {w2_null[0]:.3f} ± {2 * w2_null[1]:.3f}): a curve inside it is as close to the target "
     "as this sample size can tell; a dip below it is measurement noise, not a better model."
 )
+final = {m: float(c.mean[-1]) for m, c in curves.items() if len(c.steps)}
+gallery.behind_note(final.get("gft"), final.get("standard"), "final mean W2", key="methods_behind")
 
 coverage = {}
 for r in view.runs:
@@ -149,8 +152,8 @@ table = summaries.stability_table(curves, coverage if ran.target in MODES else N
 st.subheader("Stability and diversity")
 st.dataframe(summaries.mean_pm_std(table), hide_index=True, key="stability")
 st.caption(
-    "Mean ± std over seeds. Spearman: rank correlation of W2 with step (-1 is a steady descent); diff variance: "
-    "variance of successive W2 differences; largest rise: the worst increase between two evaluations; "
+    "Mean ± std over seeds. **Spearman**: does W2 fall steadily? (−1: every evaluation lower than the last; 0: no trend). "
+    "**diff variance**: how much W2 jumps between evaluations (0: smooth). **largest rise**: the worst step backwards; "
     + ("mode coverage: share of the target's modes holding at least half their expected mass." if ran.target in MODES else "mode coverage: only for mixture targets.")
 )
 st.download_button("Download the table (CSV)", table.to_csv(index=False), "gft_methods.csv", "text/csv", on_click="ignore", key="download_csv")

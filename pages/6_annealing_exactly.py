@@ -10,7 +10,8 @@ from gft.app.session import user_errors
 from gft.theory import exact_annealing as annealing
 from gft.viz import gaussian as figs
 
-REVEALED = "annealing_revealed"
+REVEALED = "annealing_revealed"  # the settings the answer was revealed for (a tuple), or absent
+SETTINGS = ("tau", "pre_x", "pre_y", "pre_cov", "tgt_x", "tgt_y", "tgt_cov")  # widget keys that change the answer
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -19,7 +20,7 @@ def scene(pre_mean: tuple, pre_cov: str, tgt_mean: tuple, tgt_cov: str, tau_text
     pre = annealing.gaussian_2d(pre_mean, pre_cov)
     target = annealing.gaussian_2d(tgt_mean, tgt_cov)
     numbers = annealing.annealing_numbers(pre, target, annealing.parse_tau(tau_text))
-    return numbers, figs.annealing_figure(pre, target, numbers.lam)
+    return numbers, figs.annealing_figure(pre, target, numbers.lam, trail=annealing.annealing_trail(pre, target))
 
 
 def why(numbers: annealing.AnnealingNumbers, same_shape: bool) -> str:
@@ -44,12 +45,16 @@ def why(numbers: annealing.AnnealingNumbers, same_shape: bool) -> str:
     )
 
 
+def current_settings() -> tuple:
+    return tuple(st.session_state.get(k) for k in SETTINGS)
+
+
 def reveal() -> None:
-    st.session_state[REVEALED] = True
+    st.session_state[REVEALED] = current_settings()
 
 
 def hide() -> None:
-    st.session_state[REVEALED] = False
+    st.session_state.pop(REVEALED, None)
     st.session_state.pop("guess", None)
 
 
@@ -85,6 +90,11 @@ with user_errors("Settings"):
 if numbers is None:
     st.stop()
 
+# A reveal answers one question: once τ or a Gaussian changes, ask for a new prediction before showing anything.
+if REVEALED in st.session_state and st.session_state[REVEALED] != current_settings():
+    hide()
+    st.toast("New setting: predict again before the reveal.")
+
 tau_label = "∞" if tau_text == "inf" else tau_text
 st.subheader("Predict first")
 guess = st.radio(
@@ -94,7 +104,7 @@ guess = st.radio(
     index=None,
     key="guess",
 )
-revealed = st.session_state.get(REVEALED, False)
+revealed = REVEALED in st.session_state
 c1, c2 = st.columns([1, 5])
 c1.button("Reveal", type="primary", on_click=reveal, key="reveal", disabled=revealed)
 c2.button("Hide and predict again", on_click=hide, key="hide", disabled=not revealed)
@@ -130,6 +140,7 @@ st.markdown(
 st.plotly_chart(fig, key="scene")
 st.caption(
     "Dashed: pretrained (grey) and target (orange) at 1σ and 2σ. Blue: the terminal law of the flow at this τ. "
+    "Red: the trail of terminal laws as τ falls from ∞ to 0, the path an anneal walks (labels give τ). "
     "Play or drag t: green arrows are the exact blended drift at time t, purple the law at t, dots the particles. "
     "The pretrained drift is evaluated where the blended path lives, which can be far from where it was trained."
 )

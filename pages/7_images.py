@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from gft.app import gallery
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
@@ -142,7 +143,9 @@ with user_errors("No pretrained model"):
     elif scenario == CHAIN:
         last = st.session_state.get(LAST_MODEL)
         if last is None:
-            raise ValueError("no model of this session yet: run the style-shift scenario first; its GFT model is the start of the chain")
+            # Any digits scenario's GFT model starts the chain (see where LAST_MODEL is set below); say so, not "style shift only".
+            raise ValueError(f"no model of this session yet: finish a run of {NEW!r}, {LIMITED!r} or {STYLE!r} first; "
+                             "its GFT model is where the chain starts")
         base = {"key": res.payload_key(last["payload"], "images"), "label": last["label"], "data": last["data"], "payload": last["payload"]}
     else:
         name = "0-9" if scenario == STYLE else "0-4"
@@ -318,6 +321,7 @@ def results() -> None:
     with user_errors("Cannot evaluate the models"), st.spinner(f"Evaluating both models on {eval_n} samples ..."):
         metrics = w.memo(OWNER, key, token, lambda: evaluate_runs(eval_n))
         show_metrics(metrics)
+        gallery.behind_note(metrics.get("gft", {}).get("fd"), metrics.get("standard", {}).get("fd"), "FD", key="images_behind")
 
     st.subheader("Inside one snapshot: scrub ODE time")
     snaps = runs["gft"].frames
@@ -354,7 +358,7 @@ def results() -> None:
                              file_name="gft_images_metrics.csv", mime="text/csv", icon=":material/table:", on_click="ignore", key="im_dl_metrics")
     d[3].download_button("History (.csv)", histories_csv(hist), file_name="gft_images_history.csv", mime="text/csv",
                          icon=":material/timeline:", on_click="ignore", key="im_dl_hist")
-    if view.state == "done":
+    if view.state == "done" and params["scenario"] != OWN:  # only digits runs feed the chain (LAST_MODEL above)
         st.caption("The GFT model of this run is now the start of the **style chain** scenario.")
 
 

@@ -87,9 +87,11 @@ def test_couplings_short_run_through_the_background_job(monkeypatch):
     assert len(animations) == 1
     anim = animations[0]
     assert len(anim["frames"]) == 21  # a snapshot at step 0 and after each of the 20 steps
-    assert _axes(anim) == {"xaxis", "xaxis2", "xaxis3"}
+    assert _axes(anim) == {"xaxis", "xaxis2", "xaxis3", "xaxis4"}  # three panels and the schedule strip under them
     assert len(anim["layout"]["sliders"]) == 1 and len(anim["layout"]["sliders"][0]["steps"]) == 21
-    assert anim["layout"]["sliders"][0]["steps"][-1]["label"].startswith("step 20 · τ")
+    assert anim["layout"]["sliders"][0]["steps"][-1]["label"] == "20"  # readable ticks: step numbers
+    labels = [t["text"][0] for t in anim["frames"][-1]["data"] if t.get("mode") == "text"]
+    assert labels and labels[0].startswith("step 20/20 · τ")  # the frame's step, τ and λ above the strip
     table = at.dataframe[0].value
     assert list(table["coupling"]) == ["independent", "ot", "sinkhorn"]
     assert (table["steps"] == 20).all() and (table["W2"] > 0).all()
@@ -165,6 +167,12 @@ def test_annealing_page_hides_the_answer_until_reveal():
     assert metrics["terminal mean"] == "(0.00, 0.50)" and metrics["λ = τ/(1 + τ)"] == "0.500"
     spec = _specs(at)[0]
     assert len(spec["frames"]) == 21 and len(spec["layout"]["sliders"]) == 1
+    # the trail of terminal laws as tau sweeps from infinity to 0: from the pretrained mean to the target mean
+    (trail,) = [t for t in spec["data"] if t.get("name") == "their means, τ = ∞ → 0"]
+    assert trail["text"] == ["∞", "10", "4", "2", "1", "0.5", "0.25", "0.1", "0"]
+    xs, ys = _floats(trail["x"]), _floats(trail["y"])
+    assert (xs[0], ys[0]) == pytest.approx((-2.0, 0.0), abs=1e-3) and (xs[-1], ys[-1]) == pytest.approx((2.0, 1.0), abs=1e-3)
+    assert (xs[4], ys[4]) == pytest.approx((0.0, 0.5), abs=1e-3)  # tau = 1: halfway, as revealed above
 
 
 def test_annealing_page_reveal_shows_the_exact_numbers_from_the_url():
@@ -180,7 +188,24 @@ def test_annealing_page_reveal_shows_the_exact_numbers_from_the_url():
     assert metrics["terminal mean"] == f"({exact.mean[0]:.2f}, {exact.mean[1]:.2f})"
     assert metrics["W2 to target"] == f"{gauss.gaussian_w2(exact, target):.3f}"
     assert "Not quite" in at.warning[0].value  # lambda = 0.8 stays far from the target
+    # a new temperature is a new question: the answer hides and the guess clears until the next reveal
     at.select_slider(key="tau").set_value("0").run()
+    assert not at.exception and not at.metric and not at.get("plotly_chart")
+    assert at.radio(key="guess").value is None and not at.button(key="reveal").disabled
+    at.radio(key="guess").set_value("on the target mean").run()
+    at.button(key="reveal").click().run()
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["terminal mean"] == "(1.50, 1.00)" and metrics["W2 to target"] == "0.000"
     assert "Right." in at.success[0].value
+    # so does moving a Gaussian
+    at.number_input(key="tgt_x").set_value(2.5).run()
+    assert not at.metric and at.radio(key="guess").value is None
+
+
+def _floats(x) -> list[float]:
+    """A trace coordinate from a chart spec: a list, or Plotly's typed-array form {dtype, bdata}."""
+    if isinstance(x, list):
+        return [float(v) for v in x]
+    import base64
+
+    return [float(v) for v in np.frombuffer(base64.b64decode(x["bdata"]), dtype=x["dtype"])]

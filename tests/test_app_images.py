@@ -74,7 +74,10 @@ def test_digit_animation_has_one_frame_per_snapshot_and_redraws():
     fig = fi.digit_animation(runs)
     spec = fig.to_plotly_json()
     assert len(spec["frames"]) == 4
-    assert all(len(f["data"]) == 2 and f["data"][0]["type"] == "heatmap" for f in spec["frames"])
+    # two heatmaps, then one schedule marker per run at the frame's step (play and scrub move the strip too)
+    assert all(len(f["data"]) == 4 and f["data"][0]["type"] == "heatmap" for f in spec["frames"])
+    for frame, step in zip(fig.frames, [0, 10, 20, 30]):
+        assert [float(np.asarray(m.x)[0]) for m in frame.data[2:]] == [step, 10 if step == 20 else step]
     # Heatmaps only move with redraw: True (play button and every slider step).
     assert spec["layout"]["updatemenus"][0]["buttons"][0]["args"][1]["frame"]["redraw"] is True
     assert all(s["args"][1]["frame"]["redraw"] is True for s in spec["layout"]["sliders"][0]["steps"])
@@ -139,7 +142,8 @@ def test_url_params_seed_the_widgets():
 def test_chain_without_a_session_model_is_a_message_not_a_traceback():
     at = page({"im_scenario": "style chain"}).run()
     assert not at.exception
-    assert any("style-shift scenario first" in e.value for e in at.error)
+    # the message names every scenario whose GFT model starts the chain (each of them does: LAST_MODEL)
+    assert any("'new classes', 'limited data' or 'style shift' first" in e.value for e in at.error)
     at.button(key="images_start").click().run()
     assert not at.exception
     assert any("No pretrained model" in e.value for e in at.error)
@@ -188,7 +192,7 @@ def test_short_run_completes_in_the_background_and_animates():
     assert len(anims) == 2
     digits, scrub = anims
     assert len(digits["frames"]) == 7  # snapshots at steps 0, 5, ..., 30
-    assert len(digits["frames"][0]["data"]) == 2  # GFT and standard side by side
+    assert [t["type"] for t in digits["frames"][0]["data"]] == ["heatmap", "heatmap", "scatter", "scatter"]  # GFT and standard side by side, a schedule marker each
     assert len(scrub["frames"]) == 5  # Euler steps + 1 ODE times
     labels = [m.label for m in at.metric]
     assert labels.count("FD") == 2

@@ -16,6 +16,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from gft.core.checkpoints import checkpoint_from_bytes
+from gft.tasks.scenario_assets import load_scenario
+from gft.tasks.scenarios import SCENARIOS
 from gft.tasks.shipped import SHIPPED_2D, load_shipped, shipped_models
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,8 +93,77 @@ def test_start_page_shows_the_blended_target_and_a_static_picture():
     text = " ".join(m.value for m in at.markdown)
     assert "λ = τ / (1 + τ)" in text and "(1 − λ) y + λ f_pre" in text
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    assert len(specs) == 1 and not specs[0].get("frames")
+    # one thumbnail per gallery scenario and the demo's picture, nothing animated before a click
+    assert len(specs) == len(SCENARIOS) + 1 and not any(s.get("frames") for s in specs)
     assert at.button(key="start_start").label == "Start"
+
+
+# ---- the scenario gallery ------------------------------------------------------------------------
+def test_gallery_cards_ask_their_questions_and_open_their_shipped_animation():
+    at = page(START)
+    at.run()
+    captions = " ".join(c.value for c in at.caption)
+    for sc in SCENARIOS:
+        assert sc.question in captions
+        assert at.button(key=f"open_{sc.key}").label == "Open"
+    assert not animations(at)
+    sc = SCENARIOS[0]
+    at.button(key=f"open_{sc.key}").click()
+    started = time.monotonic()
+    at.run()
+    opened_s = time.monotonic() - started
+    assert not at.exception and not errors(at), errors(at)
+    assert f"#### {sc.title}" in [m.value for m in at.markdown]
+    (anim,) = animations(at)
+    ship = load_scenario(sc.key)
+    assert len(anim["frames"]) == len(ship.runs[0].snapshots)  # every shipped snapshot is a frame
+    # a schedule marker per run moves with each frame: its x is the frame's step
+    for frame, snap in zip(anim["frames"], ship.runs[0].snapshots):
+        xs = [t["x"] for t in frame["data"] if t.get("mode", "").startswith("markers") and _len(t["x"]) == 1]
+        assert len(xs) == len(sc.runs) and all(_first(x) == snap.step for x in xs)
+    table = at.dataframe[0].value
+    assert list(table["run"]) == [r.name for r in sc.runs]
+    assert table["W2 at the end"].tolist() == [round(r.final_w2(), 3) for r in ship.runs]
+    assert any("Lowest W2 at the end" in m.value for m in at.markdown)
+    assert opened_s < 10  # from shipped results, not training (about 1 s idle; generous for a loaded machine)
+    # while one is open the other scenarios are one click away, as buttons
+    assert at.button(key=f"open_{SCENARIOS[1].key}").label == SCENARIOS[1].title
+    at.button(key=f"close_{sc.key}").click()
+    at.run()
+    assert not animations(at) and f"#### {sc.title}" not in [m.value for m in at.markdown]
+    assert at.button(key=f"open_{sc.key}").label == "Open"
+
+
+def _len(x) -> int:
+    return len(x) if isinstance(x, list) else len(np.frombuffer(__import__("base64").b64decode(x["bdata"]), dtype=x["dtype"]))
+
+
+def _first(x) -> float:
+    if isinstance(x, list):
+        return float(x[0])
+    return float(np.frombuffer(__import__("base64").b64decode(x["bdata"]), dtype=x["dtype"])[0])
+
+
+@pytest.mark.slow
+def test_gallery_trains_a_scenario_live_and_shows_the_same_figure():
+    at = page(START)
+    at.run()
+    at.button(key="open_sixteen_points").click()
+    at.run()
+    at.button(key="live_sixteen_points").click()
+    at.run()
+    assert not at.exception and not errors(at), errors(at)
+    end = time.monotonic() + 400
+    while time.monotonic() < end:
+        at.run()
+        assert not at.exception and not errors(at), errors(at)
+        if any("Live re-run" in c.value for c in at.caption):
+            break
+        time.sleep(1.0)
+    (anim,) = animations(at)
+    assert len(anim["frames"]) == 21
+    # the validation pick of the run with a validation split, measured live
+    assert "step" in at.dataframe[0].value["validation pick"].tolist()[1]
 
 
 def test_url_parameters_seed_the_bound_widgets():
@@ -127,13 +198,18 @@ def test_short_finetune_run_completes_in_the_background_and_animates():
     assert first.startswith("step 0/40 · τ = 10") and last.startswith("step 40/40 · τ = 0")
     labels = [d.proto.label for d in at.get("download_button")]
     assert labels == ["Fine-tuned checkpoint (.pt)", "History (.csv)", "Animation (.html)"]
-    # overlays: f_pre at the particles and the final model's field add arrow layers to every frame
-    at.checkbox(key="ft_show_pre").check()
+    # what GFT blends is drawn by default: f_pre, the target drift, their blend at the snapshot's lambda, the learned drift
+    names = [t.get("name") or "" for t in scrub["data"]]
+    assert "f_pre: pretrained drift" in names and "drift the particles follow" in names
+    assert "target drift (estimated from 1500 target samples)" in names
+    assert "blend (1 − λ)·target + λ·f_pre, λ = 0.00" in names  # the last snapshot: tau = 0
+    assert len(scrub["frames"][0]["data"]) == 6  # particles, f_pre, target, blend, learned, label
+    # the final model's velocity field adds one more arrow layer to every frame
     at.checkbox(key="ft_show_field").check()
     at.run()
     assert not at.exception
     scrub = animations(at)[1]
-    assert len(scrub["frames"][0]["data"]) == 4  # particles, f_pre, field, label
+    assert len(scrub["frames"][0]["data"]) == 7
     # the drift animation is the same figure after an unrelated rerun (built once per job)
     assert animations(at)[0] == drift
 

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -26,6 +27,7 @@ LAUNCH_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
+LOCAL_HOSTS = {"127.0.0.1", "localhost", None}  # None: data: and blob: URLs
 PAGES = {  # url path -> a heading the page must show ("" is the default page, Start here)
     "": "Gradual fine-tuning of flow models",
     "pretrain": "Pretrain a flow model",
@@ -84,9 +86,14 @@ def browser():
         b.close()
 
 
-def _open(browser, url: str):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+VIEWPORT = {"width": 1440, "height": 900}  # the screen the issue's "one screen per idea" is judged on
+
+
+def _open(browser, url: str, external: list | None = None):
+    page = browser.new_page(viewport=VIEWPORT)
     page.set_default_timeout(120_000)
+    if external is not None:  # every request that leaves this machine (the app must work offline)
+        page.on("request", lambda r: external.append(r.url) if urllib.parse.urlsplit(r.url).hostname not in LOCAL_HOSTS else None)
     page.goto(url)
     return page
 
@@ -99,7 +106,8 @@ def _no_exception(page) -> None:
 
 @pytest.mark.parametrize("path,heading", list(PAGES.items()))
 def test_every_page_opens(server, browser, path, heading):
-    page = _open(browser, f"{server}/{path}")
+    external: list[str] = []
+    page = _open(browser, f"{server}/{path}", external)
     try:
         page.get_by_role("heading", name=heading).first.wait_for()
         # app.py's frame (sidebar badge) must be there even on a deep link to a fresh server.
@@ -110,7 +118,9 @@ def test_every_page_opens(server, browser, path, heading):
             page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=120_000)
         page.wait_for_timeout(1500)
         _no_exception(page)
-        page.screenshot(path=str(SHOTS / f"page_{path or 'start_here'}.png"), full_page=True)
+        # What fits 1440 x 900 (Streamlit scrolls inside its own container: a full-page shot would be the same picture).
+        page.screenshot(path=str(SHOTS / f"page_{path or 'start_here'}.png"))
+        assert not external, f"requests leaving the machine: {external[:3]}"  # e.g. a Material page icon from fonts.gstatic.com
     finally:
         page.close()
 
@@ -161,5 +171,46 @@ def test_demo_animates(server, browser):
         page.screenshot(path=str(SHOTS / "demo_playing.png"), full_page=True)
         assert after["active"] > before["active"], (before, after)
         print(f"first animation on screen {first_animation_s:.1f} s after pressing Start")
+    finally:
+        page.close()
+
+
+STRIP_MARKER = """() => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p => p._fullLayout && p._fullLayout.sliders && p._fullLayout.sliders.length);
+  const p = plots[plots.length - 1];
+  const markers = p._fullData.filter(t => t.mode && t.mode.startsWith('markers') && t.x && t.x.length === 1);  // _fullData: decoded typed arrays
+  return {active: p._fullLayout.sliders[0].active, x: markers.map(t => Number(t.x[0]))};
+}"""
+
+
+def test_gallery_opens_a_scenario_from_shipped_results_and_its_schedule_marker_plays(server, browser):
+    external: list[str] = []
+    page = _open(browser, f"{server}/", external)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.get_by_role("button", name="Open").first.wait_for()
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(SHOTS / "gallery.png"))
+        started = time.monotonic()
+        page.get_by_role("button", name="Open").first.click()
+        play = page.locator(".js-plotly-plot .updatemenu-button").filter(has_text="Play")
+        play.first.wait_for(timeout=60_000)
+        first_animation_s = time.monotonic() - started
+        _no_exception(page)
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(SHOTS / "gallery_open.png"))
+        # the animation and the text beside it fit the first screen
+        box = page.locator(".js-plotly-plot").filter(has=page.locator(".updatemenu-button")).first.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= VIEWPORT["height"] + 40, box
+        before = page.evaluate(STRIP_MARKER)
+        play.first.click()
+        page.wait_for_timeout(2500)
+        after = page.evaluate(STRIP_MARKER)
+        assert after["active"] > before["active"], (before, after)
+        assert after["x"] and min(after["x"]) > max(before["x"]), (before, after)  # the schedule markers moved with the frames
+        assert not errors, errors  # Play queues frames without interrupting (no "undefined" promise rejection)
+        assert not external, external[:3]
+        print(f"first gallery animation on screen {first_animation_s:.1f} s after the click")
     finally:
         page.close()

@@ -237,12 +237,15 @@ def test_training_animation_one_slider_over_the_common_steps():
     spec = json.loads(fig.to_json())
     assert len(spec["frames"]) == 3  # steps every run recorded
     assert len(spec["layout"]["sliders"]) == 1 and len(spec["layout"]["sliders"][0]["steps"]) == 3
-    assert {k for k in spec["layout"] if k.startswith("xaxis")} == {"xaxis", "xaxis2", "xaxis3"}
+    # three panels and the schedule strip spanning them
+    assert {k for k in spec["layout"] if k.startswith("xaxis")} == {"xaxis", "xaxis2", "xaxis3", "xaxis4"}
     assert all(t["type"] == "scatter" for t in spec["data"])  # SVG: scattergl would freeze on frame 0
-    assert "λ = 0.500" in spec["layout"]["sliders"][0]["steps"][0]["label"]
-    for frame in spec["frames"]:
-        assert frame["traces"] == [6, 7, 8, 9, 10, 11]
+    assert [s["label"] for s in spec["layout"]["sliders"][0]["steps"]] == ["0", "10", "20"]  # readable step ticks
+    for frame, step in zip(spec["frames"], (0, 10, 20)):
+        # 6 static clouds and 3 schedule curves are never resent: paths and particles per panel, a marker per run, the label
+        assert frame["traces"] == list(range(9, 19))
         assert frame["data"][1]["x"]["dtype"] == "f4"  # float32 typed arrays, not lists
+        assert frame["data"][-1]["text"][0] == f"step {step}/20 · τ = 1 · λ = 0.500"
     with pytest.raises(ValueError, match="no snapshot step"):
         figs.training_animation({"a": _snapshots([0], 0), "b": _snapshots([5], 1)}, np.zeros((2, 2)))
 

@@ -39,10 +39,10 @@ def test_trajectory_animation_has_one_frame_per_snapshot_with_the_moving_traces_
     fig = figures.trajectory_animation(snaps, pre, tgt, max_particles=30, max_paths=10)
     assert len(fig.frames) == len(snaps)
     assert figures.frame_count(_spec(fig)) == len(snaps)
-    assert len(fig.data) == 2 + 3  # two static clouds + paths, particles, label
+    assert len(fig.data) == 3 + 4  # two static clouds and the schedule line + paths, particles, label, schedule marker
     for frame in fig.frames:
-        assert list(frame.traces) == [2, 3, 4]  # static clouds are never resent
-        assert len(frame.data) == 3
+        assert list(frame.traces) == [3, 4, 5, 6]  # static clouds and the schedule curve are never resent
+        assert len(frame.data) == 4
     # slider: one step per frame, pointing at that frame by name
     steps = fig.layout.sliders[0].steps
     assert [s.args[0][0] for s in steps] == [f.name for f in fig.frames]
@@ -56,7 +56,7 @@ def test_animation_frames_carry_step_tau_and_lambda_labels():
         assert f"step {snap.step}/{snap.total_steps}" in label
         assert f"τ = {snap.tau:.3g}" in label
         assert f"λ = {snap.lam:.3f}" in label
-        assert step.label == label
+        assert step.label in ("", str(snap.step))  # readable ticks: the step number under some frames, nothing under the rest
     # lambda really is tau / (1 + tau) in the labels (the first frame has tau = 8)
     assert "λ = 0.889" in fig.frames[0].data[2].text[0]
     assert "τ = 0 · λ = 0.000" in fig.frames[-1].data[2].text[0]
@@ -192,3 +192,93 @@ def test_animation_html_is_standalone():
     assert "<html" in html and "Plotly.addFrames" in html
     assert 'src="https://cdn.plot.ly' not in html
     assert len(html) > 1_000_000  # plotly.js inlined (no network at run time)
+
+
+# ---- the schedule strip: tau moves with the frames -------------------------------------------------
+def test_schedule_marker_moves_with_every_frame_of_the_training_animation():
+    snaps = _snapshots()
+    fig = figures.trajectory_animation(snaps)
+    strip = [t for t in fig.data if t.xaxis == "x2"]
+    assert len(strip) == 2  # the lambda curve (static) and the marker (animated)
+    marker_index = len(fig.data) - 1
+    for snap, frame in zip(snaps, fig.frames):
+        assert marker_index in frame.traces
+        marker = frame.data[list(frame.traces).index(marker_index)]
+        assert float(np.asarray(marker.x)[0]) == snap.step  # the marker sits at the frame's step ...
+        assert float(np.asarray(marker.y)[0]) == pytest.approx(snap.lam, abs=1e-6)  # ... on its lambda
+        assert f"τ = {snap.tau:.3g}" in marker.text[0]
+    # slider ticks are readable: a few step numbers in a visible font, the first and last included
+    ticks = [s.label for s in fig.layout.sliders[0].steps]
+    shown = [t for t in ticks if t]
+    assert shown[0] == str(snaps[0].step) and shown[-1] == str(snaps[-1].step) and 2 <= len(shown) <= 6
+    assert fig.layout.sliders[0].font.color != "rgba(0,0,0,0)"
+
+
+def test_pretraining_animation_has_no_temperature():
+    snaps = _snapshots()
+    fig = figures.trajectory_animation(snaps, temperature=False)
+    assert not [t for t in fig.data if t.xaxis == "x2"]
+    for frame in fig.frames:
+        label = frame.data[2].text[0]
+        assert "τ" not in label and "λ" not in label and label.startswith("step ")
+
+
+def test_side_by_side_animation_moves_one_schedule_marker_per_run():
+    from gft.viz import compare
+
+    gft_runs, std = _snapshots(), [Snapshot(s.step, s.total_steps, 0.0, 0.0, 0.1, {"trajectory": s.trajectory}) for s in _snapshots()]
+    fig = compare.training_animation({"gft": gft_runs, "standard": std}, np.ones((50, 2), np.float32))
+    for k, frame in enumerate(fig.frames):
+        markers = [t for t in frame.data if t.mode and "markers" in t.mode and np.asarray(t.x).size == 1]
+        assert [float(np.asarray(m.x)[0]) for m in markers] == [gft_runs[k].step] * 2
+        assert sorted(round(float(np.asarray(m.y)[0]), 4) for m in markers) == sorted([0.0, round(gft_runs[k].lam, 4)])
+    names = [t.name for t in fig.data if t.name in ("gft", "standard")]
+    assert names == ["gft", "standard"]
+
+
+def test_play_never_interrupts_and_pause_stops_at_once():
+    fig = figures.trajectory_animation(_snapshots())
+    play, pause = (b.args for b in fig.layout.updatemenus[0].buttons)
+    # Play queues after what is queued: "immediate" interrupts an empty queue, a console error in plotly.js
+    assert play[0] is None and "mode" not in play[1] and play[1]["fromcurrent"] is True
+    assert list(pause[0]) == [None] and pause[1]["mode"] == "immediate"  # the documented pause
+
+
+def test_blend_arrows_are_drawn_to_one_scale_with_a_legend_naming_each():
+    rng = np.random.default_rng(3)
+    traj = rng.normal(size=(4, 12, 2)).astype(np.float32)
+    pre, tgt = rng.normal(size=traj.shape).astype(np.float32), rng.normal(size=traj.shape).astype(np.float32) * 3
+    lam = 0.25
+    mix = (1 - lam) * tgt + lam * pre
+    fig = figures.time_scrub_figure(traj, drift_pre=pre, drift_target=tgt, drift_blend=mix, blend_lambda=lam, learned_arrows=True)
+    names = [t.name for t in fig.frames[0].data]
+    assert names[1:5] == ["f_pre: pretrained drift", "target drift (estimated from target samples)",
+                          "blend (1 − λ)·target + λ·f_pre, λ = 0.25", "drift the particles follow"]
+
+    def drawn(trace) -> np.ndarray:  # the shaft of each arrow: tip - base, from the NaN-separated polyline
+        xy = np.stack([np.asarray(trace.x), np.asarray(trace.y)], 1).reshape(-1, 7, 2)
+        return xy[:, 1] - xy[:, 0]
+
+    for k, frame in enumerate(fig.frames):
+        shafts = {n: drawn(t) for n, t in zip(names[1:4], frame.data[1:4])}
+        scale = np.linalg.norm(shafts[names[1]], axis=1) / np.linalg.norm(pre[k], axis=1)
+        np.testing.assert_allclose(scale, scale[0], rtol=1e-4)  # one scale inside a set ...
+        np.testing.assert_allclose(shafts[names[3]], mix[k] * scale[0], rtol=1e-4, atol=1e-5)  # ... and across sets
+        np.testing.assert_allclose(shafts[names[2]], tgt[k] * scale[0], rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="blend_lambda"):
+        figures.time_scrub_figure(traj, drift_blend=mix)
+
+
+def test_method_curves_name_every_seed_in_the_legend_in_its_method_colour():
+    from gft.evaluation.summaries import MethodCurves
+    from gft.viz import compare
+
+    steps = np.array([0, 10, 20])
+    curves = {m: MethodCurves(m, (0, 1, 2), steps, np.random.default_rng(i).uniform(0.5, 1.5, (3, 3))) for i, m in enumerate(("gft", "standard"))}
+    fig = compare.method_curves_figure(curves, {"gft": "GFT", "standard": "standard fine-tuning"})
+    seeds = [t for t in fig.data if t.name and ", seed " in t.name]
+    assert [t.name for t in seeds] == [f"{lab}, seed {s}" for lab in ("GFT", "standard fine-tuning") for s in (0, 1, 2)]
+    assert all(t.showlegend is not False for t in seeds)
+    assert len({t.line.dash for t in seeds[:3]}) == 3  # seeds of one method differ by dash ...
+    assert seeds[0].line.color != seeds[3].line.color  # ... and methods by colour
+    np.testing.assert_allclose(np.asarray(seeds[1].y), curves["gft"].w2[1])

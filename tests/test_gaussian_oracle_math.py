@@ -200,3 +200,19 @@ def test_gaussian_is_float64_and_read_only():
     assert g.mean.dtype == np.float64 and g.cov.dtype == np.float64
     with pytest.raises(ValueError):
         g.mean[0] = 5.0
+
+
+def test_annealing_trail_walks_from_the_pretrained_law_to_the_target():
+    from gft.theory.exact_annealing import annealing_trail, gaussian_2d
+
+    pre, target = gaussian_2d((-2.0, 0.0), "small"), gaussian_2d((2.0, 1.0), "tilted")
+    trail = annealing_trail(pre, target)
+    assert [s.tau for s in trail][0] == float("inf") and trail[-1].tau == 0.0
+    assert [s.lam for s in trail] == sorted((s.lam for s in trail), reverse=True)  # hot to cold
+    np.testing.assert_allclose(trail[0].law.mean, pre.mean, atol=1e-6)
+    np.testing.assert_allclose(trail[0].law.cov, pre.cov, atol=1e-6)
+    np.testing.assert_allclose(trail[-1].law.mean, target.mean, atol=1e-6)
+    np.testing.assert_allclose(trail[-1].law.cov, target.cov, atol=1e-6)
+    # the shapes differ, so the middle stops are not the lambda-mix of the means (the page's lesson)
+    mid = trail[4]  # tau = 1
+    assert np.linalg.norm(mid.law.mean - (0.5 * pre.mean + 0.5 * target.mean)) > 0.01

@@ -88,3 +88,40 @@ def test_model_grid_samples_the_seeds_a_training_animation_follows():
 def test_as_numpy_hands_viz_float32_arrays():
     a = probes.as_numpy(torch.arange(6, dtype=torch.float64).reshape(2, 3))
     assert isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous
+
+
+# ---- the blended target, drawn -------------------------------------------------------------------
+def test_kernel_target_drift_is_exact_for_one_sample_and_points_at_the_nearest_cluster():
+    from gft.evaluation.probes import target_drift_kernel
+
+    x1 = np.array([[2.0, -1.0]], np.float32)
+    x = np.random.default_rng(0).normal(size=(50, 2)).astype(np.float32)
+    for t in (0.0, 0.3, 0.9):
+        # one target sample: every path ends there, so the drift is (x1 - x) / (1 - t)
+        np.testing.assert_allclose(target_drift_kernel(x1, x, t), (x1 - x) / (1 - t), rtol=1e-5, atol=1e-5)
+    # two far clusters: near the end of time the drift at a point heads to its own cluster
+    two = np.array([[3.0, 0.0], [-3.0, 0.0]], np.float32)
+    v = target_drift_kernel(two, np.array([[2.5, 0.0], [-2.5, 0.0]], np.float32), 0.9)
+    assert v[0, 0] > 0 and v[1, 0] < 0
+    with pytest.raises(ValueError, match="t must be in"):
+        target_drift_kernel(two, x, 1.5)
+
+
+def test_blend_arrows_are_the_blend_of_target_and_f_pre_and_coincide_with_them_at_the_ends():
+    from gft.evaluation.probes import blend, blend_arrows
+
+    pre = build_seeded(ModelConfig(width=16, depth=1, time_dim=8), 0)
+    rng = np.random.default_rng(1)
+    traj = np.cumsum(rng.normal(size=(5, 30, 2)).astype(np.float32) * 0.3, axis=0)
+    target = rng.normal(size=(200, 2)).astype(np.float32) + 2.0
+    for lam in (0.0, 0.3, 0.8, 1.0):
+        arrows = blend_arrows(pre, target, traj, lam, n=20)
+        assert arrows.f_pre.shape == arrows.target.shape == arrows.learned.shape == (5, 20, 2)
+        np.testing.assert_allclose(arrows.blend, (1 - lam) * arrows.target + lam * arrows.f_pre, rtol=1e-5, atol=1e-6)
+    at0, at1 = blend_arrows(pre, target, traj, 0.0, n=20), blend_arrows(pre, target, traj, 1.0, n=20)
+    np.testing.assert_allclose(at0.blend, at0.target, atol=1e-6)  # lambda = 0: plain flow matching on the target
+    np.testing.assert_allclose(at1.blend, at1.f_pre, atol=1e-6)  # lambda = 1: the pretrained drift
+    assert not np.allclose(at0.target, at0.f_pre, atol=1e-2)  # the two ends differ, so the checks above can fail
+    np.testing.assert_allclose(at0.learned[:-1], (traj[1:, :20] - traj[:-1, :20]) * 4, rtol=1e-5)
+    with pytest.raises(ValueError, match="lam must be in"):
+        blend(at0.target, at0.f_pre, 1.5)

@@ -82,6 +82,14 @@ def pretrain_job(
     return TrainingJob({run_name: build}, max_frames=max_frames)
 
 
+def schedule_curve(config: TrainConfig | dict) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, lambda) of a run's schedule from step 0 to its last step: the strip under its animation."""
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig(**config)
+    schedule = cfg.make_schedule()
+    steps, _, lam = schedule.curve(400)  # ends one step short of the last: the strip runs to the end
+    return np.append(steps, cfg.steps), np.append(lam, schedule.lam(cfg.steps))
+
+
 def launch(owner: str, job: TrainingJob, params: dict, paused: bool = False) -> None:
     """Install ``job`` as this session's job (stopping any other) and start it."""
     params = dict(params, token=uuid.uuid4().hex, started_at=time.monotonic())
@@ -136,8 +144,10 @@ def job_controls(owner: str, start: Callable[[bool], bool], step_size: int = 10,
     st.rerun()
 
 
-def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None) -> JobView | None:
+def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None, temperature: bool = True) -> JobView | None:
     """Progress bar, loss and W2 curves and a light scatter, polled by a timed fragment while the job runs.
+
+    ``temperature=False`` (pretraining) leaves τ and λ out of the progress text: there is no anneal.
 
     Returns the job view at this script run (None without a job). The fragment stops polling at the
     next full rerun after the job finishes; it triggers that rerun itself.
@@ -157,11 +167,13 @@ def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None
         run = v.run(run_name)  # every run exists from the job's start: a KeyError is a page bug, shown as one
         latest = run.latest
         text = f"{v.state} · step {run.step}/{run.total_steps or '?'}"
-        if latest is not None:
+        if latest is not None and temperature:
             text += f" · τ {latest.tau:.3g} · λ {latest.lam:.3f}"
         text += f" · {v.elapsed:.1f} s"
         st.progress(min(max(run.progress, 0.0), 1.0), text=text)
-        c1, c2 = st.columns([3, 2])
+        # Once the run is over its results come next: the curves fold away so the results start on the first screen.
+        box = st.expander("Loss, W2 and the last samples of this run", expanded=False) if v.finished else st.container()
+        c1, c2 = box.columns([3, 2])
         c1.plotly_chart(figures.curves_figure(run.history), key=f"{owner}_live_curves")
         c2.plotly_chart(figures.live_scatter(latest.samples if latest is not None else None, target_cloud), key=f"{owner}_live_scatter")
         if v.error:

@@ -32,14 +32,16 @@ def _fixed_noise(n: int, shape: tuple[int, ...], seed: int) -> Callable[[torch.d
     return on
 
 
-def heldout_w2(reference: torch.Tensor, n: int, seed: int) -> Callable[[FlowModel], float]:
-    """W2 of ``n`` 50-step Euler samples against ``reference`` (held-out target draws)."""
+def heldout_w2(reference: torch.Tensor, n: int, seed: int, steps: int = HELDOUT_W2_STEPS) -> Callable[[FlowModel], float]:
+    """W2 of ``n`` ``steps``-step Euler samples against ``reference`` (held-out target draws)."""
     if not 2 <= n <= MAX_MEASURED_POINTS:
         raise ValueError(f"eval points must be in [2, {MAX_MEASURED_POINTS}], got {n}")
+    if not isinstance(steps, int) or not 1 <= steps <= 1000:
+        raise ValueError(f"steps must be an integer in [1, 1000], got {steps!r}")
     draws = _fixed_noise(n, tuple(reference.shape[1:]), seed + EVAL_SEED_OFFSET)
 
     def w2(model: FlowModel) -> float:
-        x = sample_ode(model, draws(model_device(model)), "euler", HELDOUT_W2_STEPS).x
+        x = sample_ode(model, draws(model_device(model)), "euler", steps).x
         return wasserstein2(x, reference, n=n, seed=seed)
 
     return w2

@@ -117,3 +117,68 @@ def coupled_batch(kind: str, target: str, n: int = 64, seed: int = 0, reg: float
     x0 = torch.randn(x1.shape, generator=gen)
     x0, x1 = Coupling(kind, reg).pair(x0, x1, gen)
     return CoupledBatch(kind, as_numpy(x0), as_numpy(x1))
+
+
+# ---- the blended target, drawn -------------------------------------------------------------------
+TARGET_T_MAX = 0.98  # the kernel estimate divides by 1 - t: stop just short of the data end
+
+
+@torch.no_grad()
+def target_drift_kernel(target: np.ndarray | torch.Tensor, x: np.ndarray, t: float) -> np.ndarray:
+    """The flow-matching target drift at points ``x`` (n, 2) and time ``t``, estimated from target samples.
+
+    For the straight path x_t = (1 - t) x0 + t x1 with x0 ~ N(0, I) paired independently with x1 drawn
+    from the samples, the drift the regression converges to is E[x1 - x0 | x_t = x] =
+    sum_i w_i (x1_i - x) / (1 - t), with w_i proportional to exp(-|x - t x1_i|^2 / (2 (1 - t)^2)) (the
+    posterior of which sample x came from). Exact for the empirical target; ``t`` is clipped to
+    :data:`TARGET_T_MAX`, where the weights become a nearest-sample rule.
+    """
+    x1 = torch.as_tensor(as_numpy(target), dtype=torch.float64)
+    pts = torch.as_tensor(as_numpy(x), dtype=torch.float64)
+    if x1.ndim != 2 or pts.ndim != 2 or x1.shape[1] != pts.shape[1]:
+        raise ValueError(f"target (m, d) and points (n, d) must share d, got {tuple(x1.shape)} and {tuple(pts.shape)}")
+    if not 0.0 <= t <= 1.0:
+        raise ValueError(f"t must be in [0, 1], got {t}")
+    t = min(float(t), TARGET_T_MAX)
+    logw = -torch.cdist(pts, t * x1).square() / (2 * (1 - t) ** 2)
+    w = torch.softmax(logw, dim=1)  # (n, m): stable even where every weight underflows on its own
+    return as_numpy((w @ x1 - pts) / (1 - t))
+
+
+@dataclass(frozen=True)
+class BlendArrows:
+    """Drifts at the particles of one trajectory (K+1, n, 2 each): what GFT blends and what it learned."""
+
+    lam: float  # the blend weight of f_pre at this snapshot, tau / (1 + tau)
+    f_pre: np.ndarray  # the pretrained drift
+    target: np.ndarray  # the target drift, kernel estimate from target samples (see target_drift_kernel)
+    learned: np.ndarray  # the drift the snapshot's model follows
+
+    @property
+    def blend(self) -> np.ndarray:
+        """(1 - lambda) * target + lambda * f_pre: the regression target of GFT at this lambda."""
+        return blend(self.target, self.f_pre, self.lam)
+
+
+def blend(target: np.ndarray, f_pre: np.ndarray, lam: float) -> np.ndarray:
+    """GFT's blended target (1 - lambda) * target + lambda * f_pre, elementwise."""
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1], got {lam}")
+    return as_numpy((1.0 - lam) * np.asarray(target, dtype=np.float64) + lam * np.asarray(f_pre, dtype=np.float64))
+
+
+def blend_arrows(pretrained: FlowModel, target: np.ndarray, trajectory: np.ndarray, lam: float, n: int = 150) -> BlendArrows:
+    """The drifts GFT blends, at the first ``n`` particles of a snapshot's Euler trajectory (K+1, n, 2).
+
+    ``learned`` is the trajectory's own Euler increments times K (exactly the drift its model followed).
+    """
+    traj = as_numpy(trajectory)[:, :n]
+    k = traj.shape[0] - 1
+    if k < 1:
+        raise ValueError(f"trajectory needs at least 2 time points, got {traj.shape[0]}")
+    times = np.linspace(0.0, 1.0, k + 1)
+    f_pre = drift_along(pretrained, traj)
+    tgt = np.stack([target_drift_kernel(target, traj[i], float(times[i])) for i in range(k + 1)])
+    steps = (traj[1:] - traj[:-1]) * np.float32(k)
+    learned = np.concatenate([steps, steps[-1:]])  # the last point has no step of its own: repeat the last drift
+    return BlendArrows(float(lam), f_pre, tgt, as_numpy(learned))

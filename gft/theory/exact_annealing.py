@@ -131,3 +131,27 @@ def annealing_numbers(pre: gauss.Gaussian, target: gauss.Gaussian, tau: float, n
         mean_position=position,
         mean_offset=offset,
     )
+
+
+TRAIL_TAUS = (math.inf, 10.0, 4.0, 2.0, 1.0, 0.5, 0.25, 0.1, 0.0)  # the stops of the trail, hot to cold
+
+
+@dataclass(frozen=True)
+class TrailStop:
+    """The terminal law of GFT held at one temperature: one stop of the path an anneal walks."""
+
+    tau: float
+    lam: float
+    law: gauss.Gaussian
+
+
+def annealing_trail(pre: gauss.Gaussian, target: gauss.Gaussian, taus: tuple[float, ...] = TRAIL_TAUS, n_steps: int = 200) -> list[TrailStop]:
+    """Terminal laws as τ sweeps from ``taus[0]`` to ``taus[-1]`` (∞ → 0 by default): at τ = ∞ the pretrained law,
+    at τ = 0 the target, and in between where each converged constant-τ stage of a schedule would land."""
+    if not taus:
+        raise ValueError("taus must hold at least one temperature")
+    stops = []
+    for tau in taus:
+        lam = gauss.lambda_of_tau(tau)
+        stops.append(TrailStop(float(tau), lam, gauss.terminal_law(pre, target, lam, n_steps)))
+    return stops

@@ -57,9 +57,14 @@ def annealing_figure(
     particles: int = 120,
     seed: int = 0,
     start_index: int | None = None,
+    trail: list | None = None,
 ) -> go.Figure:
     """The exact blended flow at weight ``lam``: drift arrows and particles at time t (Plotly slider over t),
-    the law at t, and the pretrained, target and terminal Gaussians at 1 and 2 sigma."""
+    the law at t, and the pretrained, target and terminal Gaussians at 1 and 2 sigma.
+
+    ``trail``: :class:`gft.theory.exact_annealing.TrailStop`s (hot to cold), drawn as faint 1σ ellipses and
+    a line through their means labelled by τ: the path the annealing walks from the pretrained law to the target.
+    """
     n_steps = 100
     x0 = np.random.default_rng(seed).standard_normal((particles, 2))
     traj = gauss.particle_trajectories(x0, pre, target, lam, n_steps)  # (n_steps + 1, particles, 2)
@@ -68,7 +73,7 @@ def annealing_figure(
     # RK4 on these smooth affine ODEs is accurate to ~1e-8 with 50 steps over [0, 1]; the figure needs far less.
     laws = [gauss.law_at(pre, target, lam, t, max(2, int(50 * t))) if t > 0 else gauss.Gaussian(np.zeros(2), np.eye(2)) for t in ts]
     # Every ellipse whole (the point of the picture); the particles' paths bar a few far tails.
-    ellipses = np.concatenate([np.stack(_ellipse(g, 2.1), 1) for g in (pre, target, terminal)])
+    ellipses = np.concatenate([np.stack(_ellipse(g, 2.1), 1) for g in (pre, target, terminal, *[stop.law for stop in trail or ()])])
     flat = traj.reshape(-1, 2)
     paths = np.clip(flat, np.percentile(flat, 0.5, axis=0), np.percentile(flat, 99.5, axis=0))
     xr, yr = square_ranges(ellipses, paths, pad=0.05, robust=False)
@@ -89,6 +94,18 @@ def annealing_figure(
         fig.add_trace(tr)
     for tr in _ellipse_traces(target, ORANGE, "target", "dash"):
         fig.add_trace(tr)
+    if trail:
+        for i, stop in enumerate(trail):
+            x, y = _ellipse(stop.law, 1.0)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines", line=dict(color=with_alpha(RED, 0.35), width=1), hoverinfo="skip",
+                                     name="terminal laws as τ falls (1σ)", legendgroup="trail", showlegend=i == 0))
+        means = np.stack([stop.law.mean for stop in trail])
+        fig.add_trace(go.Scatter(
+            x=f32(means[:, 0]), y=f32(means[:, 1]), mode="lines+markers+text", name="their means, τ = ∞ → 0", legendgroup="trail",
+            text=["∞" if math.isinf(stop.tau) else f"{stop.tau:g}" for stop in trail], textposition="top center",
+            textfont=dict(size=10, color=RED), marker=dict(size=6, color=RED), line=dict(color=with_alpha(RED, 0.6), width=1.5),
+            hovertext=[f"τ = {stop.tau:g}, λ = {stop.lam:.2f}" for stop in trail], hoverinfo="text",
+        ))  # fmt: skip
     for tr in _ellipse_traces(terminal, BLUE, "terminal law at this τ", width=3):
         fig.add_trace(tr)
     i0 = len(ts) // 2 if start_index is None else start_index

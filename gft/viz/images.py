@@ -16,8 +16,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from gft.viz.style import REDRAW_FRAME_MS, color_of, f32, panel_row, play_controls, snapshot_label
+from gft.viz.schedule_strip import STRIP_PX, curve_from_snapshots, strip_axes, strip_lines, strip_markers
+from gft.viz.style import REDRAW_FRAME_MS, color_of, distinct_colors, f32, panel_row, play_controls, snapshot_label, sparse_ticks
 
 # gft.data.digits.to_model_scale maps pixel 0 (paper) to -1 and 16 (ink) to +1; values beyond take the
 # end colours, as the clamped pixels did.
@@ -72,8 +74,15 @@ def _heatmap(z: np.ndarray, showscale: bool = False) -> go.Heatmap:
     return go.Heatmap(z=z, zmin=IMAGE_RANGE[0], zmax=IMAGE_RANGE[1], colorscale="Greys", showscale=showscale, hoverinfo="skip", xgap=0, ygap=0)
 
 
-def _panels(names: Sequence[str], titles: Sequence[str], height: int) -> go.Figure:
-    fig = panel_row(titles, height, spacing=0.04)
+def _panels(names: Sequence[str], titles: Sequence[str], height: int, strip: bool = False) -> go.Figure:
+    """Image panels side by side; with ``strip``, a schedule strip spanning them below (axes x{N+1}, y{N+1})."""
+    if strip:
+        cols = len(names)
+        fig = make_subplots(rows=2, cols=cols, subplot_titles=list(titles), specs=[[{}] * cols, [{"colspan": cols}] + [None] * (cols - 1)],
+                            row_heights=[0.8, 0.2], horizontal_spacing=0.04, vertical_spacing=0.08)
+        fig.update_layout(height=height + STRIP_PX, showlegend=False, template="plotly_white")
+    else:
+        fig = panel_row(titles, height, spacing=0.04)
     for i in range(1, len(names) + 1):
         fig.update_xaxes(visible=False, constrain="domain", row=1, col=i)
         # Image convention: row 0 at the top; square pixels.
@@ -129,16 +138,33 @@ def digit_animation(runs: Mapping[str, Sequence], height: int = 470, cols: int |
     def traces(row: dict) -> list[go.Heatmap]:
         return [_heatmap(mosaic(row[n].trajectory[-1], cols)) for n in names]
 
-    fig = _panels(names, _titles(names), height)
+    fig = _panels(names, _titles(names), height, strip=True)
     for i, tr in enumerate(traces(rows[0]), start=1):
         fig.add_trace(tr, row=1, col=i)
-    idx = list(range(len(names)))
+    # The schedule strip: each run's λ(step) and a marker per run that the frames move (play and scrub move both).
+    sx, sy = f"x{len(names) + 1}", f"y{len(names) + 1}"
+    palette = distinct_colors(names)
+    total = max(r[names[0]].total_steps for r in rows) or 1
+    for line in strip_lines({n: curve_from_snapshots([s for s in runs[n] if s.trajectory is not None]) for n in names}, palette, sx, sy):
+        fig.add_trace(line)
+
+    def markers(row: dict) -> list[go.Scatter]:
+        return strip_markers({n: (row[n].step, row[n].tau, row[n].lam) for n in names}, palette, sx, sy, total)
+
+    first_markers = markers(rows[0])
+    for tr in first_markers:
+        fig.add_trace(tr)
+    idx = list(range(len(names))) + list(range(len(fig.data) - len(first_markers), len(fig.data)))
     fig.frames = [
-        go.Frame(name=fn, data=traces(r), traces=idx, layout=dict(title=dict(text=lab)))
+        go.Frame(name=fn, data=traces(r) + markers(r), traces=idx, layout=dict(title=dict(text=lab)))
         for fn, r, lab in zip(frame_names, rows, labels)
     ]
-    menus, sliders = play_controls(frame_names, labels, frame_ms, redraw=True, gap=35)
+    menus, sliders = play_controls(frame_names, labels, frame_ms, redraw=True, gap=35, show_current=False,
+                                   ticks=sparse_ticks([r[names[0]].step for r in rows]))
     fig.update_layout(updatemenus=menus, sliders=sliders, title=dict(text=labels[0], x=0.5, font=dict(size=14)), margin=dict(b=110))
+    xs, ys = strip_axes(total, fig.layout[f"yaxis{len(names) + 1}"].domain, sx, sy)
+    xs.pop("domain")
+    fig.update_layout({f"xaxis{len(names) + 1}": xs, f"yaxis{len(names) + 1}": ys})
     return fig
 
 

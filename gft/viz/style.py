@@ -29,6 +29,8 @@ COLORS = {
     "particle": "rgb(25,60,160)",
     "f_pre": "rgb(200,60,40)",
     "learned": "rgb(30,120,60)",
+    "target_drift": "rgb(215,120,0)",  # the target drift: the target cloud's hue, darker so it reads over it
+    "blend": "rgb(120,40,160)",  # the blend of f_pre (red) and the target drift (orange)
     "field": "rgba(90,90,90,0.55)",
     "tau": "rgb(160,40,120)",
     "lambda": "rgb(30,120,180)",
@@ -41,7 +43,19 @@ RUN_COLORS = {"independent": BLUE, "ot": RED, "sinkhorn": GREEN, "gft": RED, "st
 
 def color_of(name: str) -> str:
     """The colour of a run, by the first word of its name (blue for names the palette does not know)."""
-    return RUN_COLORS.get(name.split(" ")[0], BLUE)
+    return RUN_COLORS.get(name.split(" ")[0].rstrip(",:;"), BLUE)
+
+
+def distinct_colors(names: Sequence[str]) -> dict[str, str]:
+    """Each run's :func:`color_of`, except that a colour already taken goes to the next free one of the palette."""
+    spare = [c for c in (RED, BLUE, GREEN, BROWN, PURPLE, ORANGE, INK)]
+    out: dict[str, str] = {}
+    for name in names:
+        color = color_of(name)
+        if color in out.values():
+            color = next((c for c in spare if c not in out.values()), color)
+        out[name] = color
+    return out
 
 
 def with_alpha(hex_color: str, alpha: float) -> str:
@@ -105,10 +119,13 @@ def cloud(points: np.ndarray | None, name: str, color: str, size: float = 3.0, m
     return go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name=name, marker=dict(size=size, color=color), hoverinfo="skip")
 
 
-def snapshot_label(step: int, tau: float, lam: float, total_steps: int | None = None) -> str:
-    """The text naming a training snapshot, in frames, sliders and pickers alike."""
+def snapshot_label(step: int, tau: float, lam: float, total_steps: int | None = None, temperature: bool = True) -> str:
+    """The text naming a training snapshot, in frames, sliders and pickers alike.
+
+    ``temperature=False`` for pretraining, which has no τ (a "τ = 0" there would suggest an anneal).
+    """
     of = f"/{total_steps}" if total_steps is not None else ""
-    return f"step {step}{of} · τ = {tau:.3g} · λ = {lam:.3f}"
+    return f"step {step}{of} · τ = {tau:.3g} · λ = {lam:.3f}" if temperature else f"step {step}{of}"
 
 
 # ---- axes ---------------------------------------------------------------------------------------
@@ -164,7 +181,8 @@ def label_trace(text: str) -> go.Scatter:
 def panel_row(titles: Sequence[str], height: int, spacing: float = 0.03) -> go.Figure:
     """Side-by-side panels, one per title, on a white page (the comparison and image figures)."""
     fig = make_subplots(rows=1, cols=len(titles), subplot_titles=list(titles), horizontal_spacing=spacing)
-    fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), showlegend=False, template="plotly_white")
+    # t=60: the toolbar (modebar) takes the figure's top 30 px on the right; at t=40 it covered the last panel's title.
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=60, b=10), showlegend=False, template="plotly_white")
     return fig
 
 
@@ -182,19 +200,25 @@ def play_controls(
     y: float = 0.0,
     gap: int = 20,
     active: int = 0,
+    ticks: Sequence[str] | None = None,
 ) -> tuple[list, list]:
     """A play/pause menu and a slider over the frames, ``gap`` pixels below the plot.
 
-    Tick labels are hidden (30 to 100 of them would overlap); ``show_current`` shows the current frame's
-    label by the slider, which figures drawing the label inside the plot turn off. ``redraw`` must be
-    True for heatmaps and False for scatters.
+    ``ticks`` (one short text per frame, most of them empty: see :func:`sparse_ticks`) are shown under
+    the slider; without them the tick labels are hidden (30 to 100 full labels would overlap).
+    ``show_current`` shows the current frame's label by the slider, which figures drawing the label
+    inside the plot turn off. ``redraw`` must be True for heatmaps and False for scatters.
     """
     if len(frame_names) != len(labels):
         raise ValueError(f"labels must have one entry per frame: {len(frame_names)} frames, {len(labels)} labels")
+    if ticks is not None and len(ticks) != len(frame_names):
+        raise ValueError(f"ticks must have one entry per frame: {len(frame_names)} frames, {len(ticks)} ticks")
     if not 0 <= active < max(len(frame_names), 1):
         raise ValueError(f"active must be in [0, {len(frame_names) - 1}], got {active}")
     still = dict(mode="immediate", frame=dict(duration=0, redraw=redraw), transition=dict(duration=0))
-    play = dict(still, frame=dict(duration=frame_ms, redraw=redraw), fromcurrent=True)
+    # Play queues the frames after the ones already queued ("afterall"): "immediate" would interrupt an empty
+    # queue and plotly.js reports that as an unhandled promise rejection ("undefined" in the console).
+    play = dict(frame=dict(duration=frame_ms, redraw=redraw), transition=dict(duration=0), fromcurrent=True)
     pause = dict(still, frame=dict(duration=0, redraw=False))  # stopping never needs a redraw
     menus = [dict(
         type="buttons", direction="left", showactive=False, x=0.0, y=y, xanchor="left", yanchor="top", pad=dict(t=gap + 8, r=10),
@@ -204,9 +228,19 @@ def play_controls(
         # A fixed PLAY_BUTTONS_PX right of the buttons, whatever the figure's width: a share of the width (x=0.2)
         # put the slider's first position under ❚❚ Pause in the narrow columns of the 2D pages.
         active=active, x=0.0, len=1.0, y=y, xanchor="left", yanchor="top", pad=dict(t=gap, b=0, l=PLAY_BUTTONS_PX),
-        steps=[dict(method="animate", label=lab, args=[[name], still]) for name, lab in zip(frame_names, labels)],
-        currentvalue=dict(prefix=prefix, visible=show_current, font=dict(size=13, color=COLORS["text"])),
-        font=dict(color="rgba(0,0,0,0)", size=8),
+        steps=[dict(method="animate", label=lab, args=[[name], still]) for name, lab in zip(frame_names, ticks or labels)],
+        currentvalue=dict(prefix=prefix, visible=show_current and ticks is None, font=dict(size=13, color=COLORS["text"])),
+        font=dict(color=COLORS["text"], size=11) if ticks is not None else dict(color="rgba(0,0,0,0)", size=8),
         ticklen=3, minorticklen=0, transition=dict(duration=0),
     )]  # fmt: skip
     return menus, sliders
+
+
+def sparse_ticks(values: Sequence[str], count: int = 6) -> list[str]:
+    """``values`` at about ``count`` evenly spaced frames (first and last included), empty elsewhere:
+    tick labels a person can read under a slider of 20 to 100 frames."""
+    if count < 2:
+        raise ValueError(f"count must be >= 2, got {count}")
+    n = len(values)
+    keep = {round(i * (n - 1) / (count - 1)) for i in range(count)} if n > count else set(range(n))
+    return [str(v) if i in keep else "" for i, v in enumerate(values)]

@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from gft.viz.schedule_strip import STRIP_PX, Curve, curve_from_snapshots, strip_axes, strip_lines, strip_markers
 from gft.viz.style import (
     AXIS_RANGE,
     COLORS,
@@ -27,6 +28,7 @@ from gft.viz.style import (
     label_trace,
     play_controls,
     snapshot_label,
+    sparse_ticks,
     square_layout,
     trajectory_lines,
 )
@@ -165,36 +167,53 @@ def trajectory_animation(
     frame_ms: int = FRAME_MS,
     title: str | None = None,
     names: tuple[str, str] = BACKDROP_NAMES,
+    temperature: bool = True,
+    schedule: Curve | None = None,
 ) -> go.Figure:
     """The drift moving during training: one frame per snapshot, same noise seeds in every frame.
 
     ``snapshots`` are :class:`gft.core.training.Snapshot`s carrying trajectories (K+1, n, 2). Each frame
     shows faint paths of ``max_paths`` particles and where ``max_particles`` land at t = 1, over
-    static pretrained and target clouds; the step, tau and lambda show in the frame and the slider.
+    static pretrained and target clouds; the step (and, with ``temperature``, tau and lambda) shows in
+    the frame. With ``temperature``, a strip under the panel draws λ(step) (``schedule``, a dense
+    (steps, lambda) curve, or the snapshots' own values) with a marker the frames move. Pretraining
+    passes ``temperature=False``: it has no τ.
     """
     snaps = [s for s in snapshots if getattr(s, "trajectory", None) is not None]
     if not snaps:
         raise ValueError("no snapshot carries a trajectory: train with Monitor(particles > 0)")
     static = _backdrop(pretrained, target, names)
-    labels = [snapshot_label(s.step, s.tau, s.lam, s.total_steps) for s in snaps]
-    names = [f"step {s.step}" for s in snaps]
+    total = snaps[-1].total_steps
+    labels = [snapshot_label(s.step, s.tau, s.lam, s.total_steps, temperature) for s in snaps]
+    frame_names = [f"step {s.step}" for s in snaps]
     max_paths = path_budget(max_paths, snaps[0].trajectory.shape[0])
+    run = "run"
+    if temperature:
+        static += strip_lines({run: schedule if schedule is not None else curve_from_snapshots(snaps)}, {}, "x2", "y2")
 
     def animated(snap, label: str) -> list[go.Scatter]:
         px, py = trajectory_lines(snap.trajectory, max_paths)
         ends = f32(snap.trajectory[-1, :max_particles])
-        return [
+        out = [
             go.Scatter(x=px, y=py, mode="lines", name="trajectories (t: 0 → 1)", line=dict(width=1, color=COLORS["path"]), hoverinfo="skip"),
             go.Scatter(x=ends[:, 0], y=ends[:, 1], mode="markers", name="samples at t = 1", marker=dict(size=4, color=COLORS["particle"]), hoverinfo="skip"),
             label_trace(label),
         ]
+        if temperature:
+            out += strip_markers({run: (snap.step, snap.tau, snap.lam)}, {}, "x2", "y2", total, with_text=True)
+        return out
 
-    fig = go.Figure(data=static + animated(snaps[0], labels[0]))
-    moving = list(range(len(static), len(static) + 3))
-    fig.frames = [go.Frame(name=n, data=animated(s, lab), traces=moving) for s, n, lab in zip(snaps, names, labels)]
-    menus, sliders = play_controls(names, labels, frame_ms, show_current=False)
-    square_layout(fig, height, title)
-    fig.update_layout(updatemenus=menus, sliders=sliders, margin=dict(b=90))
+    first = animated(snaps[0], labels[0])
+    fig = go.Figure(data=static + first)
+    moving = list(range(len(static), len(static) + len(first)))
+    fig.frames = [go.Frame(name=n, data=animated(s, lab), traces=moving) for s, n, lab in zip(snaps, frame_names, labels)]
+    menus, sliders = play_controls(frame_names, labels, frame_ms, show_current=False, ticks=sparse_ticks([s.step for s in snaps]))
+    square_layout(fig, height + (STRIP_PX if temperature else 0), title)
+    if temperature:
+        share = STRIP_PX / (height + STRIP_PX)
+        xaxis2, yaxis2 = strip_axes(max(total, 1), [0, share * 0.8], "x2", "y2")
+        fig.update_layout(yaxis=dict(domain=[share + 0.04, 1]), xaxis2=xaxis2, yaxis2=yaxis2)
+    fig.update_layout(updatemenus=menus, sliders=sliders, margin=dict(b=100))
     return fig
 
 
@@ -213,13 +232,19 @@ def time_scrub_figure(
     title: str | None = None,
     caption: str = "",
     names: tuple[str, str] = BACKDROP_NAMES,
+    drift_target: np.ndarray | None = None,
+    drift_blend: np.ndarray | None = None,
+    blend_lambda: float | None = None,
+    target_source: str = "target samples",
 ) -> go.Figure:
     """Particles moving along one trajectory (K+1, n, 2) in ODE time: one frame per Euler step t_k.
 
     Optional arrows per frame: ``drift_pre`` (K+1, n, 2), the pretrained drift evaluated at the
     particles (where the fine-tuned path lives); ``learned_arrows``, the drift the trajectory itself
     followed (its Euler increments, exact for an Euler trajectory); ``field`` = (grid (G, 2),
-    velocities (K+1, G, 2)), a velocity field on a grid.
+    velocities (K+1, G, 2)), a velocity field on a grid. ``drift_target`` and ``drift_blend`` (K+1, n, 2):
+    the target drift (estimated from ``target_source``) and GFT's blend (1 - λ)·target + λ·f_pre at
+    ``blend_lambda``. Every arrow set shares one scale, so lengths compare across sets and frames.
     """
     traj = f32(trajectory)
     if traj.ndim != 3 or traj.shape[-1] != 2 or traj.shape[0] < 2:
@@ -229,29 +254,33 @@ def time_scrub_figure(
     learned = (traj[1:] - traj[:-1]) * np.float32(k_steps) if learned_arrows else None
     grid, field_v = (f32(field[0]), f32(field[1])) if field is not None else (None, None)
     pre = f32(drift_pre) if drift_pre is not None else None
-    scale = arrow_scale(
-        pre[:, :max_arrows] if pre is not None else None,
-        learned[:, :max_arrows] if learned is not None else None,
-        field_v,
-    )
+    tgt = f32(drift_target) if drift_target is not None else None
+    mix = f32(drift_blend) if drift_blend is not None else None
+    if mix is not None and blend_lambda is None:
+        raise ValueError("drift_blend needs blend_lambda (the λ it was blended with), for its legend")
+    scale = arrow_scale(*(a[:, :max_arrows] if a is not None else None for a in (pre, learned, tgt, mix)), field_v)
 
     static = _backdrop(pretrained, target, names)
     px, py = trajectory_lines(traj, path_budget(max_paths, traj.shape[0]))
     static.append(go.Scatter(x=px, y=py, mode="lines", name="paths", line=dict(width=1, color=COLORS["path"]), hoverinfo="skip"))
 
-    def arrow_trace(points, vectors, name, color) -> go.Scatter:
+    def arrow_trace(points, vectors, name, color, width: float = 1.3) -> go.Scatter:
         if points is None or len(points) == 0:
             x = y = np.full(1, np.nan, dtype=np.float32)
         else:
             x, y = arrows_xy(points, vectors, scale)
-        return go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(width=1.3, color=color), hoverinfo="skip")
+        return go.Scatter(x=x, y=y, mode="lines", name=name, line=dict(width=width, color=color), hoverinfo="skip")
 
     def animated(k: int) -> list[go.Scatter]:
         pts = traj[k, :max_particles]
         out = [go.Scatter(x=pts[:, 0], y=pts[:, 1], mode="markers", name="particles at t", marker=dict(size=4, color=COLORS["particle"]), hoverinfo="skip")]
         arrow_pts = traj[k, :max_arrows]
         if pre is not None:
-            out.append(arrow_trace(arrow_pts, pre[k, :max_arrows], "pretrained drift f_pre at the particles", COLORS["f_pre"]))
+            out.append(arrow_trace(arrow_pts, pre[k, :max_arrows], "f_pre: pretrained drift", COLORS["f_pre"]))
+        if tgt is not None:
+            out.append(arrow_trace(arrow_pts, tgt[k, :max_arrows], f"target drift (estimated from {target_source})", COLORS["target_drift"]))
+        if mix is not None:
+            out.append(arrow_trace(arrow_pts, mix[k, :max_arrows], f"blend (1 − λ)·target + λ·f_pre, λ = {blend_lambda:.2f}", COLORS["blend"], 2.2))
         if learned is not None:
             kk = min(k, k_steps - 1)
             out.append(arrow_trace(arrow_pts if k < k_steps else None, learned[kk, :max_arrows], "drift the particles follow", COLORS["learned"]))
