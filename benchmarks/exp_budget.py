@@ -66,9 +66,11 @@ def _runs(settings: Settings) -> list[BudgetRun]:
 def jobs(ctx: Context) -> list[Job]:
     s = ctx.settings
     sizes = fingerprint({"pretrain": [s.pretrain_steps, s.batch, s.pool_size], "ref": [s.reference_n, s.eval_n]})
+    primary_budget = s.budgets[min(PRIMARY_BUDGET_INDEX, len(s.budgets) - 1)]
     return [Job(run_budget, (r, ctx.state(Shift(r.shift).source, r.seed), ctx.reference(Shift(r.shift).target_name)["reference"]),
                 f"{NAME} {r.shift} {r.variant} B={r.budget} seed {r.seed}",
-                f"{NAME}/{r.shift}/{r.variant}/{r.budget}/{r.seed}/{fingerprint(asdict(r))}/{sizes}")
+                f"{NAME}/{r.shift}/{r.variant}/{r.budget}/{r.seed}/{fingerprint(asdict(r))}/{sizes}",
+                primary=r.variant == "standard" or r.budget == primary_budget)
             for r in _runs(s)]
 
 

@@ -67,7 +67,7 @@ def jobs(ctx: Context) -> list[Job]:
         for seed in s.seed_list:
             r = ChainRun(tuple(s.chain), variant, seed, s.chain_steps, s.batch, s.eval_n, s.pool_size)
             out.append(Job(run_chain_2d, (r, ctx.state(s.chain[0], seed), refs), f"{NAME} {variant} seed {seed}",
-                           f"{NAME}/{variant}/{seed}/{fingerprint(asdict(r))}/{sizes}"))
+                           f"{NAME}/{variant}/{seed}/{fingerprint(asdict(r))}/{sizes}", primary=True))
     return out
 
 

@@ -111,7 +111,8 @@ def jobs(ctx: Context) -> list[Job]:
                                s.curve_n, s.eval_n, s.pool_size)
                 out.append(Job(run_fewshot, (r, ctx.state(sh.source, seed), ctx.reference(sh.target_name)["reference"]),
                                f"{NAME} {shift} N={size} {variant} seed {seed}",
-                               f"{NAME}/{shift}/{size}/{variant}/{seed}/{fingerprint(asdict(r))}/{sizes}"))
+                               f"{NAME}/{shift}/{size}/{variant}/{seed}/{fingerprint(asdict(r))}/{sizes}",
+                               primary=size == s.fewshot_extras_size and variant in ("gft", "standard")))
     return out
 
 

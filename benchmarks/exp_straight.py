@@ -73,7 +73,8 @@ def jobs(ctx: Context) -> list[Job]:
         for seed in s.seed_list:
             r = StraightRun(s.straight_shift, variant, seed, s.straight_steps, s.batch, s.eval_n, s.pool_size)
             out.append(Job(run_straight, (r, ctx.state(shift.source, seed, "ot"), ctx.reference(shift.target_name)["reference"]),
-                           f"{NAME} {variant} seed {seed}", f"{NAME}/{variant}/{seed}/{fingerprint(asdict(r))}/{sizes}"))
+                           f"{NAME} {variant} seed {seed}", f"{NAME}/{variant}/{seed}/{fingerprint(asdict(r))}/{sizes}",
+                           primary=variant != PRETRAINED))
     return out
 
 

@@ -91,7 +91,7 @@ def jobs(ctx: Context) -> list[Job]:
     curve_reference = EnergyReference(ctx.reference(shift.target_name)["reference"].points[:CURVE_REFERENCE])
     return [Job(run_stress, (r, ctx.state(shift.source, r.seed), curve_reference),
                 f"{NAME} {r.variant} lr={r.lr:g} b={r.batch} clip={r.clip} seed {r.seed}",
-                f"{NAME}/{r.variant}/{r.lr:g}/{r.batch}/{r.clip}/{r.seed}/{fingerprint(asdict(r))}/{sizes}")
+                f"{NAME}/{r.variant}/{r.lr:g}/{r.batch}/{r.clip}/{r.seed}/{fingerprint(asdict(r))}/{sizes}", primary=r.clip)
             for r in _runs(s)]
 
 

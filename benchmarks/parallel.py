@@ -29,6 +29,7 @@ class Job:
     args: tuple
     tag: str
     key: str = ""  # the store key; empty: never stored
+    primary: bool = False  # needed by a primary endpoint: the suite runs these first
 
 
 def init_worker(threads: int) -> None:

@@ -15,6 +15,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -114,8 +115,13 @@ def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def _pool_phase(runner: Runner, settings: Settings, selected: tuple[str, ...], experiments: dict, read_only: bool) -> None:
-    """Pretraining and references, then every run of the pool experiments (selected, or cached when read_only)."""
+def _pool_phase(runner: Runner, settings: Settings, selected: tuple[str, ...], experiments: dict, read_only: bool,
+                between: Callable[[], None] = lambda: None) -> None:
+    """Pretraining and references, then every run of the pool experiments (selected, or cached when read_only).
+
+    The runs behind primary endpoints go first, then ``between`` (the digits), then the rest: a suite cut
+    short by its time still answers the declared questions.
+    """
     names = [n for n in POOL_EXPERIMENTS if n in selected or read_only]
     sources, targets = set(), set()
     for name in names:
@@ -145,8 +151,13 @@ def _pool_phase(runner: Runner, settings: Settings, selected: tuple[str, ...], e
     _log(f"runs: {len(run_idx)} on {settings.workers} worker(s)")
     start = time.monotonic()
     rows: list = [None] * len(all_jobs)
-    for i, row in zip(run_idx, runner.map([all_jobs[i] for i in run_idx])):
-        rows[i] = row
+    first = [i for i in run_idx if all_jobs[i].primary]
+    for part in (first, None, [i for i in run_idx if not all_jobs[i].primary]):
+        if part is None:
+            between()
+            continue
+        for i, row in zip(part, runner.map([all_jobs[i] for i in part])):
+            rows[i] = row
     for name, (a, b) in others.items():
         for i in range(a, b):
             rows[i] = runner.store.get(all_jobs[i].key) if runner.store is not None else None
@@ -234,8 +245,8 @@ def run_suite(settings: Settings, selected: tuple[str, ...], out: Path, report_p
     store = None if fresh else Store(out / "runs", _log)
     with Runner(settings.workers, settings.threads, _log, store) as runner:
         # With a cache, experiments left out by --only are still read back, so the report covers all that is done.
-        _pool_phase(runner, settings, selected, experiments, read_only=store is not None)
-        _digits_phase(runner, settings, selected, experiments, read_only=store is not None)
+        _pool_phase(runner, settings, selected, experiments, read_only=store is not None,
+                    between=lambda: _digits_phase(runner, settings, selected, experiments, read_only=store is not None))
     _alone_phase(settings, selected, experiments, store)
     for name in EXPERIMENTS:
         experiments.setdefault(name, {"status": "not run", "reason": "not selected (--only) and nothing cached"})
