@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from gft.app.run_status import runs_sidebar
 from gft.app.session import app_device, device_label
 
 ROOT = Path(__file__).resolve().parent
@@ -53,5 +54,6 @@ with st.sidebar:
     label = device_label()
     st.badge(label, icon=":material/memory:" if label.startswith("GPU") else ":material/developer_board:",
              color="green" if label.startswith("GPU") else "gray")
+    runs_sidebar()
 
 current.run()

@@ -97,15 +97,15 @@ def start(paused: bool) -> bool:
         monitor = Monitor(eval_every=eval_every, eval_points=w.EVAL_POINTS, particles=400, trajectory_steps=24)
         model_config = ModelConfig(width=width, depth=3)
         params = {"config": config.to_dict(), "model": model_config.to_dict(), "spec": source.spec, "label": source.label, "cloud": source.preview()}
-        w.launch(OWNER, w.pretrain_job(source, config, model_config, monitor, RUN), params, paused=paused)
+        w.launch(OWNER, w.pretrain_job(source, config, model_config, monitor, RUN), params, paused=paused, label=f"pretrain on {source.label}")
         return True
     return False
 
 
 st.subheader("Train")
-w.job_controls(OWNER, start, step_size=max(1, steps // 50))
+w.job_controls(OWNER, start, step_size=max(1, steps // 50), run_name=RUN)
 slot = job_slot()
-params = slot.params if slot.for_page(OWNER) is not None else {}
+params = slot.params_for(OWNER)
 view = w.live_panel(OWNER, RUN, params.get("cloud"))
 if view is None:
     st.caption("Training runs in the background; you can change settings or switch pages meanwhile.")

@@ -6,6 +6,7 @@ import streamlit as st
 
 from gft.app import pickers as pick
 from gft.app import resources as res
+from gft.app import run_compare
 from gft.app import widgets as w
 from gft.app.downloads import history_csv
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
@@ -90,15 +91,16 @@ def start(paused: bool) -> bool:
             "base_payload": base.payload, "target_label": target.label, "target_spec": target.spec,
             "pre_cloud": base.cloud(), "target_cloud": target.preview(),
         }
-        w.launch(OWNER, w.finetune_job(base, target, config, monitor, RUN), params, paused=paused)
+        w.launch(OWNER, w.finetune_job(base, target, config, monitor, RUN), params, paused=paused,
+                 label=f"{config.method} {base.label.split(' ')[0]} → {target.label}")
         return True
     return False
 
 
 st.subheader("Train")
-w.job_controls(OWNER, start, step_size=max(1, steps // frames))
+w.job_controls(OWNER, start, step_size=max(1, steps // frames), run_name=RUN)
 slot = job_slot()
-params = slot.params if slot.for_page(OWNER) is not None else {}
+params = slot.params_for(OWNER)
 view = w.live_panel(OWNER, RUN, params.get("target_cloud"))
 if view is None:
     st.caption("Press Start to train in the background; changing settings later never interrupts a run.")
@@ -196,3 +198,8 @@ def results() -> None:
 
 if view is not None and view.state in ("done", "stopped") and params:
     results()
+
+
+st.subheader("Compare two runs")
+if st.toggle("Show any two finished runs of this session side by side", key="ft_compare"):
+    run_compare.compare_section("ft_")

@@ -1,0 +1,70 @@
+"""The session's run history in the app (AppTest): a new run keeps the previous one, two runs compare
+side by side, and the sidebar says what trains and on which page.
+
+AppTest gives every instance of a process the same session, so these tests count runs relative to
+what earlier tests left in the history.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from apptest_wait import wait_for_results
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[1]
+FINETUNE = "pages/3_gradual_finetune.py"
+SHORT_RUN = {"ft_steps": "40", "ft_particles": "50", "ft_euler": "6", "ft_frames": "10", "ft_coupling": "independent"}
+
+
+def _page(params: dict) -> AppTest:
+    at = AppTest.from_file(str(ROOT / FINETUNE), default_timeout=120)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at
+
+
+def test_a_second_run_keeps_the_first_and_both_compare_side_by_side():
+    at = _page(SHORT_RUN)
+    at.run()
+    at.button(key="finetune_start").click()
+    wait_for_results(at)
+    at.selectbox(key="ft_method").set_value("standard")
+    at.number_input(key="ft_seed").set_value(3)
+    at.run()
+    at.button(key="finetune_start").click()
+    wait_for_results(at)
+    at.toggle(key="ft_compare").set_value(True).run()
+    assert not at.exception, [e.value for e in at.exception]
+    left, right = at.selectbox(key="ft_cmp_left"), at.selectbox(key="ft_cmp_right")
+    # The newest two by default, numbered in the order they started: the first run was kept.
+    newest, previous = int(right.value.split(":")[0]), int(left.value.split(":")[0])
+    assert newest == previous + 1, (left.value, right.value)
+    table = at.dataframe[-1].value
+    assert list(table["method"]) == ["gft", "standard"] and list(table["steps"]) == [40, 40]
+    assert not table["stopped"].any() and table["final W2"].notna().all()
+    # Same target, same snapshot steps: one figure, two panels, one slider.
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    both = [s for s in specs if s.get("frames") and "xaxis2" in s["layout"] and len(s["layout"].get("sliders", [])) == 1]
+    assert len(both) == 1 and len(both[0]["frames"]) == 11
+
+
+def test_the_sidebar_says_what_trains_and_where():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    for key, value in dict(SHORT_RUN, ft_steps="200000").items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(FINETUNE)
+    at.run()
+    assert any("No run is training" in c.value for c in at.sidebar.caption)
+    # (AppTest drops app.py's sidebar on a widget rerun after switch_page; a button's rerun keeps it.)
+    at.button(key="finetune_start").click().run()
+    try:
+        captions = [c.value for c in at.sidebar.caption]
+        assert any("running" in c and "Gradual fine-tune" in c for c in captions), captions
+        assert "Training now" in [m.value.strip("*") for m in at.sidebar.markdown]
+        assert [p.proto.label for p in at.sidebar.get("page_link")] == ["go to Gradual fine-tune"]
+    finally:
+        at.button(key="finetune_stop").click().run()
+    assert not at.exception
