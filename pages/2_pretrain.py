@@ -7,6 +7,7 @@ import streamlit as st
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
+from gft.app.sampler_panel import sampling_section
 from gft.app.session import job_slot, user_errors
 from gft.core.models import ModelConfig
 from gft.core.training import TrainConfig
@@ -82,6 +83,9 @@ lr = float(c[2].number_input("Learning rate", 1e-6, 1.0, 1e-3, 5e-4, format="%.4
 seed = int(c[3].number_input("Seed", 0, 2**31 - 1, 0, 1, key="pt_seed", bind="query-params"))
 width = int(c[4].selectbox("Width", (64, 128, 256), index=1, key="pt_width", bind="query-params"))
 coupling, reg = pick.coupling_picker("pt_", default="ot")
+score_head = st.toggle("Score head", key="pt_score", bind="query-params",
+                       help="also learn the score ∇log p_t, so the SDE sampler can use it; needs the independent coupling "
+                            "(with σ = 0 the OT pairing has no conditional score)")
 
 
 def start(paused: bool) -> bool:
@@ -95,7 +99,9 @@ def start(paused: bool) -> bool:
             callback_every=every,
         )
         monitor = Monitor(eval_every=eval_every, eval_points=w.EVAL_POINTS, particles=400, trajectory_steps=24)
-        model_config = ModelConfig(width=width, depth=3)
+        if score_head and coupling != "independent":
+            raise ValueError(f"a score head needs the independent coupling here (got {coupling}): with σ = 0, OT pairs have no conditional score")
+        model_config = ModelConfig(width=width, depth=3, score_head=score_head)
         params = {"config": config.to_dict(), "model": model_config.to_dict(), "spec": source.spec, "label": source.label, "cloud": source.preview()}
         w.launch(OWNER, w.pretrain_job(source, config, model_config, monitor, RUN), params, paused=paused, label=f"pretrain on {source.label}")
         return True
@@ -128,6 +134,8 @@ if view is not None and view.state in ("done", "stopped") and params:
         st.plotly_chart(anim, key="pt_anim")
     st.subheader("Its trajectories")
     trajectories_section(res.payload_key(payload), payload, params["cloud"], label)
+    st.subheader("Sample it another way")
+    sampling_section("pt_", OWNER, token, job_slot().for_page(OWNER).model(RUN), config, params["cloud"], seed=config["seed"])
     c = st.columns(2)
     c[0].download_button("Checkpoint (.pt)", payload, file_name=f"pretrained_{params['spec'].replace('file:', '')}_seed{config['seed']}.pt",
                          mime="application/octet-stream", icon=":material/download:", on_click="ignore")

@@ -9,6 +9,7 @@ from gft.app import resources as res
 from gft.app import run_compare
 from gft.app import widgets as w
 from gft.app.downloads import history_csv
+from gft.app.sampler_panel import sampling_section
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, user_errors
 from gft.core.training import TrainConfig
@@ -180,6 +181,13 @@ def results() -> None:
 
     with left, user_errors("Cannot draw this snapshot"):
         st.plotly_chart(w.memo(OWNER, f"scrub:{idx}:{show_pre}:{show_learned}:{show_field}", token, scrub, spinner="Evaluating the drifts ..."), key="ft_scrub")
+
+    st.subheader("Sample it another way")
+    model = job_slot().for_page(OWNER).model(RUN)
+    if model is not None:
+        sampling_section("ft_", OWNER, token, model, config, params["target_cloud"], seed=config["seed"])
+    else:
+        st.caption("The run did not finish: no trained model to sample.")
 
     st.subheader("Take it away")
     d = st.columns(3)

@@ -68,3 +68,38 @@ def test_the_sidebar_says_what_trains_and_where():
     finally:
         at.button(key="finetune_stop").click().run()
     assert not at.exception
+
+
+def test_after_a_run_the_sde_and_few_step_samplers_show_beside_the_ode():
+    at = _page(dict(SHORT_RUN, ft_seed="5"))
+    at.run()
+    at.button(key="finetune_start").click()
+    wait_for_results(at)
+    assert at.selectbox(key="ft_sampler").options == ["euler", "midpoint", "dopri5", "sde"]  # independent coupling: SDE offered
+    at.slider(key="ft_sampler_steps").set_value(4)
+    at.selectbox(key="ft_sampler").set_value("midpoint").run()
+    table = [d.value for d in at.dataframe][-1]
+    assert list(table["NFE"])[1] == 8 and list(table["sampler"]) == ["dopri5 (adaptive)", "midpoint, 4 steps"]
+    at.selectbox(key="ft_sampler").set_value("sde").run()
+    at.slider(key="ft_sampler_g").set_value(1.5).run()
+    assert not at.exception, [e.value for e in at.exception]
+    table = [d.value for d in at.dataframe][-1]
+    assert list(table["sampler"])[1] == "SDE, 4 steps, g = 1.5" and list(table["NFE"])[1] == 4
+    assert table["W2 to target"].notna().all()
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    panels = [s for s in specs if not s.get("frames") and "xaxis2" in s["layout"]]
+    assert panels and sum(d.get("name") == "SDE, 4 steps, g = 1.5" for d in panels[-1]["data"]) == 1  # the ODE beside the SDE
+
+
+def test_ot_runs_offer_no_sde_and_a_score_head_needs_the_independent_coupling():
+    at = _page(dict(SHORT_RUN, ft_coupling="ot", ft_seed="6"))
+    at.run()
+    at.button(key="finetune_start").click()
+    wait_for_results(at)
+    assert "sde" not in at.selectbox(key="ft_sampler").options
+    pre = AppTest.from_file(str(ROOT / "pages" / "2_pretrain.py"), default_timeout=120)
+    for key, value in {"pt_mode": "train", "pt_steps": "20", "pt_coupling": "ot", "pt_score": "true"}.items():
+        pre.query_params[key] = value
+    pre.run()
+    pre.button(key="pretrain_start").click().run()
+    assert any("score head needs the independent coupling" in e.value for e in pre.error), [e.value for e in pre.error]

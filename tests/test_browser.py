@@ -163,3 +163,54 @@ def test_demo_animates(server, browser):
         print(f"first animation on screen {first_animation_s:.1f} s after pressing Start")
     finally:
         page.close()
+
+
+def _time_app():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("time_app", ROOT / "scripts" / "time_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Generous bounds for a shared 2-core machine: the issue's targets are 1 s (controls, widgets) and 2 s (pages)
+# when idle, 3 s at load 4; README lists what scripts/time_app.py measured.
+BOUND_S = 3.0
+
+
+def test_controls_widgets_and_pages_answer_within_bounds_and_training_keeps_its_speed(server, browser):
+    time_app = _time_app()
+    cli = time_app.cli_steps_per_second()
+    times = time_app.measure(browser, server)
+    load = os.getloadavg()[0]
+    print(f"load {load:.1f}; CLI {cli:.0f} steps/s; {times}")
+    for name in ("pause_s", "resume_s", "widget_s", "stop_s", "page_switch_s", "page_switch_back_s"):
+        assert 0 < times[name] <= BOUND_S, (name, times, load)
+    # At least 80% of the command line's steps/s when idle; the bound leaves room for a busy machine.
+    assert times["app_steps_per_s"] >= 0.6 * cli, (times, cli, load)
+
+
+def test_two_runs_of_the_session_compare_side_by_side(server, browser):
+    page = _open(browser, f"{server}/gradual_finetune?ft_steps=60&ft_coupling=independent&ft_particles=100&ft_frames=10")
+    try:
+        page.get_by_role("heading", name="Gradual fine-tuning").first.wait_for()
+        for seed in ("1", "2"):
+            box = page.get_by_label("Seed", exact=True).filter(visible=True).first
+            box.fill(seed)
+            box.press("Enter")
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Start").filter(visible=True).first.click()
+            page.get_by_role("heading", name="Take it away").first.wait_for(timeout=180_000)
+            page.wait_for_timeout(500)
+        page.get_by_text("Show any two finished runs").first.click()
+        page.locator('[data-testid="stDataFrame"]').last.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        _no_exception(page)
+        # Same target and snapshot steps: one figure with two panels under one slider.
+        panels = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+            .filter(p => p._fullLayout && p._fullLayout.sliders && p._fullLayout.sliders.length && p._fullLayout.xaxis2).length""")
+        assert panels >= 1
+        page.screenshot(path=str(SHOTS / "compare_two_runs.png"), full_page=True)
+    finally:
+        page.close()
