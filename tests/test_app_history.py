@@ -103,3 +103,27 @@ def test_ot_runs_offer_no_sde_and_a_score_head_needs_the_independent_coupling():
     pre.run()
     pre.button(key="pretrain_start").click().run()
     assert any("score head needs the independent coupling" in e.value for e in pre.error), [e.value for e in pre.error]
+
+
+def test_a_drawing_in_the_url_is_a_target_and_a_bad_one_is_a_message():
+    import numpy as np
+
+    from gft.data.drawing import Drawing
+
+    text = Drawing.empty().add(np.array([[-2.0, -2.0], [2.0, 2.0]])).add(np.array([[-2.0, 2.0], [2.0, -2.0]])).encode()
+    at = _page(dict(SHORT_RUN, ft_src="drawing", ft_draw=text, ft_draw_n="500", ft_draw_spread="0.1"))
+    at.run()
+    assert not at.exception and not [e.value for e in at.error]
+    assert any("2 strokes → 500 points" in c.value for c in at.caption)
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    canvas = [s for s in specs if s["layout"].get("dragmode") == "lasso"]
+    assert len(canvas) == 1 and any(d.get("name") == "your strokes" for d in canvas[0]["data"])
+    at.button(key="finetune_start").click()
+    wait_for_results(at)
+    assert any("drawing (2 strokes)" in m.value for m in at.markdown)
+    assert at.query_params["ft_draw"] in (text, [text])  # still shareable
+
+    bad = _page(dict(SHORT_RUN, ft_src="drawing", ft_draw="yMg"))
+    bad.run()
+    assert not bad.exception
+    assert any("drawing in this link cannot be used" in e.value and "outside" in e.value for e in bad.error), [e.value for e in bad.error]

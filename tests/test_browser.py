@@ -6,6 +6,7 @@ frame advances. Screenshots go to ``artifacts/screenshots`` (or ``$GFT_ARTIFACTS
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -212,5 +213,35 @@ def test_two_runs_of_the_session_compare_side_by_side(server, browser):
             .filter(p => p._fullLayout && p._fullLayout.sliders && p._fullLayout.sliders.length && p._fullLayout.xaxis2).length""")
         assert panels >= 1
         page.screenshot(path=str(SHOTS / "compare_two_runs.png"), full_page=True)
+    finally:
+        page.close()
+
+
+CANVAS_BOX = """() => {
+  const plot = [...document.querySelectorAll('.js-plotly-plot')].find(p => p._fullLayout && p._fullLayout.dragmode === 'lasso');
+  if (!plot) return null;
+  const r = plot.querySelector('.nsewdrag').getBoundingClientRect();
+  return {x: r.x, y: r.y, width: r.width, height: r.height};
+}"""
+
+
+def test_a_lasso_stroke_becomes_a_target_cloud_kept_in_the_url(server, browser):
+    page = _open(browser, f"{server}/gradual_finetune?ft_src=drawing&ft_draw_n=800")
+    try:
+        page.get_by_role("heading", name="Gradual fine-tuning").first.wait_for()
+        page.get_by_text("Nothing drawn yet").first.wait_for()
+        page.wait_for_function(CANVAS_BOX)
+        box = page.evaluate(CANVAS_BOX)
+        cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 4
+        page.mouse.move(cx - r, cy)
+        page.mouse.down()
+        for k in range(1, 25):  # a half circle, dragged slowly enough for plotly's lasso to sample it
+            angle = 3.14159 * k / 24
+            page.mouse.move(cx - r * math.cos(angle), cy - r * math.sin(angle), steps=2)
+        page.mouse.up()
+        page.get_by_text("1 stroke → 800 points").first.wait_for(timeout=60_000)
+        _no_exception(page)
+        assert "ft_draw=" in page.url
+        page.screenshot(path=str(SHOTS / "drawing.png"))
     finally:
         page.close()
