@@ -18,6 +18,7 @@ PAGES = (
     ("pages/5_compare_methods.py", "Compare methods", ":material/compare_arrows:"),
     ("pages/6_annealing_exactly.py", "Annealing, exactly", ":material/functions:"),
     ("pages/7_images.py", "Images", ":material/image:"),
+    ("pages/8_chains.py", "Chains of shifts", ":material/timeline:"),
 )
 
 

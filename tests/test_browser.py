@@ -35,6 +35,7 @@ PAGES = {  # url path -> a heading the page must show ("" is the default page, S
     "compare_methods": "Compare methods",
     "annealing_exactly": "Annealing",
     "images": "Images: GFT on handwritten digits",
+    "chains": "Chains of shifts",
 }
 
 
@@ -107,7 +108,7 @@ def test_every_page_opens(server, browser, path, heading):
         page.get_by_text("GFT explorer").or_(page.get_by_text("Gradual fine-tuning (GFT)")).first.wait_for()
         # Let the first rerun settle (charts drawn), then check nothing blew up.
         # Some charts sit in collapsed expanders: wait for one to be drawn, not for it to be visible.
-        if path != "annealing_exactly":  # that page asks for a prediction before it draws anything
+        if path not in ("annealing_exactly", "chains"):  # they draw nothing before a prediction / a Start
             page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=120_000)
         page.wait_for_timeout(1500)
         _no_exception(page)
@@ -243,5 +244,22 @@ def test_a_lasso_stroke_becomes_a_target_cloud_kept_in_the_url(server, browser):
         _no_exception(page)
         assert "ft_draw=" in page.url
         page.screenshot(path=str(SHOTS / "drawing.png"))
+    finally:
+        page.close()
+
+
+def test_a_chain_of_shifts_runs_and_shows_what_was_forgotten(server, browser):
+    page = _open(browser, f"{server}/chains?ch_steps=20&ch_coupling=independent")
+    try:
+        page.get_by_role("heading", name="Chains of shifts").first.wait_for()
+        page.get_by_role("button", name="Start").filter(visible=True).first.click()
+        page.get_by_role("heading", name="What each method keeps").first.wait_for(timeout=180_000)
+        page.wait_for_timeout(1500)
+        _no_exception(page)
+        frames = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+            .filter(p => p._fullLayout && p._fullLayout.sliders && p._fullLayout.sliders.length)
+            .map(p => p._fullLayout.sliders[0].steps.length)""")
+        assert frames == [31], frames  # one animation over all three stages
+        page.screenshot(path=str(SHOTS / "chains.png"), full_page=True)
     finally:
         page.close()

@@ -14,6 +14,7 @@ PAGE_OF_OWNER = {  # the page that shows each owner's run (app.py's navigation)
     "compare_couplings": ("pages/4_compare_couplings.py", "Compare couplings"),
     "compare_methods": ("pages/5_compare_methods.py", "Compare methods"),
     "images": ("pages/7_images.py", "Images"),
+    "chains": ("pages/8_chains.py", "Chains of shifts"),
 }
 POLL_S = 2.0
 
