@@ -7,7 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from gft.app.run_status import runs_sidebar
-from gft.app.session import app_device, device_label
+from gft.app.session import app_device, device_label, page_defaults
 
 ROOT = Path(__file__).resolve().parent
 PAGES = (
@@ -55,6 +55,7 @@ with st.sidebar:
     label = device_label()
     st.badge(label, icon=":material/memory:" if label.startswith("GPU") else ":material/developer_board:",
              color="green" if label.startswith("GPU") else "gray")
+    st.caption(page_defaults().reason)
     runs_sidebar()
 
 current.run()

@@ -8,7 +8,7 @@ from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
 from gft.app.sampler_panel import sampling_section
-from gft.app.session import job_slot, user_errors
+from gft.app.session import job_slot, page_defaults, user_errors
 from gft.core.models import ModelConfig
 from gft.core.training import TrainConfig
 from gft.data import DISTRIBUTIONS
@@ -77,7 +77,7 @@ if source is not None:
         st.plotly_chart(figures.clouds_figure(target=source.preview(), height=360, names=("", source.label)), key="pt_src_fig")
 
 c = st.columns(5)
-steps = int(c[0].number_input("Steps", 1, 200_000, 2000, 500, key="pt_steps", bind="query-params"))
+steps = int(c[0].number_input("Steps", 1, 200_000, page_defaults().pretrain_steps, 500, key="pt_steps", bind="query-params"))
 batch = int(c[1].number_input("Batch", 2, 65_536, 256, 64, key="pt_batch", bind="query-params", help="OT couplings accept at most 4096"))
 lr = float(c[2].number_input("Learning rate", 1e-6, 1.0, 1e-3, 5e-4, format="%.4f", key="pt_lr", bind="query-params"))
 seed = int(c[3].number_input("Seed", 0, 2**31 - 1, 0, 1, key="pt_seed", bind="query-params"))
@@ -98,7 +98,7 @@ def start(paused: bool) -> bool:
             method="pretrain", steps=steps, batch=batch, lr=lr, seed=seed, coupling=coupling, sinkhorn_reg=reg,
             callback_every=every,
         )
-        monitor = Monitor(eval_every=eval_every, eval_points=w.EVAL_POINTS, particles=400, trajectory_steps=24)
+        monitor = Monitor(eval_every=eval_every, eval_points=w.EVAL_POINTS, particles=min(2000, page_defaults().particles), trajectory_steps=24)
         if score_head and coupling != "independent":
             raise ValueError(f"a score head needs the independent coupling here (got {coupling}): with σ = 0, OT pairs have no conditional score")
         model_config = ModelConfig(width=width, depth=3, score_head=score_head)

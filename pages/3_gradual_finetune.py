@@ -11,7 +11,7 @@ from gft.app import widgets as w
 from gft.app.downloads import history_csv
 from gft.app.sampler_panel import sampling_section
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
-from gft.app.session import job_slot, user_errors
+from gft.app.session import job_slot, page_defaults, user_errors
 from gft.core.training import TrainConfig
 from gft.evaluation import probes
 from gft.tasks.runs import Monitor
@@ -23,6 +23,7 @@ RUN = "run"
 METHOD_HELP = "gft: anneal τ as scheduled · standard: plain fine-tuning (τ = 0) from the pretrained weights · scratch: τ = 0 from fresh weights"
 
 w.ensure_app_frame()
+DEFAULTS = page_defaults()  # larger on a GPU (the sidebar says so)
 st.title("Gradual fine-tuning")
 st.caption(
     "Fine-tune a pretrained flow on samples of a new target. GFT regresses onto the blended target "
@@ -47,7 +48,7 @@ if base is not None and target is not None:
 st.subheader("Run settings")
 c = st.columns(5)
 method = c[0].selectbox("Method", ("gft", "standard", "scratch"), key="ft_method", bind="query-params", help=METHOD_HELP)
-steps = int(c[1].number_input("Steps", min_value=1, max_value=200_000, value=600, step=100, key="ft_steps", bind="query-params"))
+steps = int(c[1].number_input("Steps", min_value=1, max_value=200_000, value=DEFAULTS.finetune_steps, step=100, key="ft_steps", bind="query-params"))
 batch = int(c[2].number_input("Batch", min_value=2, max_value=65_536, value=256, step=64, key="ft_batch", bind="query-params",
                               help="OT couplings accept at most 4096 (their cost grows as batch²)"))
 lr = float(c[3].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=2e-3, step=5e-4, format="%.4f", key="ft_lr", bind="query-params"))
@@ -55,7 +56,7 @@ seed = int(c[4].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, 
 coupling, reg = pick.coupling_picker("ft_")
 with st.expander("Animation settings"):
     a = st.columns(3)
-    particles = int(a[0].number_input("Particles (fixed noise seeds)", 50, 2000, 500, 50, key="ft_particles", bind="query-params",
+    particles = int(a[0].number_input("Particles (fixed noise seeds)", 50, 2000, DEFAULTS.particles, 50, key="ft_particles", bind="query-params",
                                       help="animated in every frame; about 2,000 is what a browser plays smoothly"))
     euler = int(a[1].number_input("Euler steps per trajectory", 4, 100, 30, 2, key="ft_euler", bind="query-params"))
     frames = int(a[2].number_input("Frames (snapshots)", 10, 100, 60, 10, key="ft_frames", bind="query-params"))

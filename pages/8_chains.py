@@ -10,7 +10,7 @@ from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
 from gft.app.jobs import TrainingJob
-from gft.app.session import job_slot, user_errors
+from gft.app.session import job_slot, page_defaults, user_errors
 from gft.core.checkpoints import checkpoint_from_bytes
 from gft.core.training import TrainConfig
 from gft.data import DISTRIBUTIONS
@@ -39,7 +39,7 @@ with c2:
     targets = st.multiselect("Targets, in order (at least 3)", sorted(DISTRIBUTIONS), default=DEFAULT_TARGETS, max_selections=6,
                              key="ch_targets", bind="query-params")
 c = st.columns(5)
-steps = int(c[0].number_input("Steps per stage", 10, 20_000, 300, 50, key="ch_steps", bind="query-params"))
+steps = int(c[0].number_input("Steps per stage", 10, 20_000, page_defaults().chain_steps, 50, key="ch_steps", bind="query-params"))
 batch = int(c[1].number_input("Batch", 2, 4096, 256, 64, key="ch_batch", bind="query-params"))
 lr = float(c[2].number_input("Learning rate", 1e-5, 0.1, 3e-3, 5e-4, format="%.4f", key="ch_lr", bind="query-params"))
 seed = int(c[3].number_input("Seed", 0, 2**31 - 1, 0, 1, key="ch_seed", bind="query-params"))

@@ -58,6 +58,7 @@ def test_the_sidebar_says_what_trains_and_where():
     at.switch_page(FINETUNE)
     at.run()
     assert any("No run is training" in c.value for c in at.sidebar.caption)
+    assert any(c.value.startswith("CPU defaults") for c in at.sidebar.caption)  # the badge says why (no GPU here)
     # (AppTest drops app.py's sidebar on a widget rerun after switch_page; a button's rerun keeps it.)
     at.button(key="finetune_start").click().run()
     try:

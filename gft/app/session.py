@@ -14,6 +14,7 @@ from typing import Iterator
 import streamlit as st
 import torch
 
+from gft.app.defaults import PageDefaults, defaults_for
 from gft.app.history import RunHistory
 from gft.core.device import describe_device, resolve_device
 
@@ -36,6 +37,11 @@ def app_device() -> torch.device:
 
 def device_label() -> str:
     return describe_device(app_device())
+
+
+def page_defaults() -> PageDefaults:
+    """Starting values of the run widgets for this machine's device (more on a GPU)."""
+    return defaults_for(str(app_device()))
 
 
 @contextmanager
