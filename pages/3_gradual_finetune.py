@@ -12,6 +12,8 @@ from gft.app.downloads import history_csv
 from gft.app.sampler_panel import sampling_section
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
 from gft.app.session import job_slot, page_defaults, user_errors
+from gft.app.tau_knob import TAU_STOPS, recorded_schedule, tau_knob
+from gft.core.manual_schedule import ManualSchedule
 from gft.core.training import TrainConfig
 from gft.evaluation import probes
 from gft.tasks.runs import Monitor
@@ -61,9 +63,15 @@ with st.expander("Animation settings"):
     euler = int(a[1].number_input("Euler steps per trajectory", 4, 100, 30, 2, key="ft_euler", bind="query-params"))
     frames = int(a[2].number_input("Frames (snapshots)", 10, 100, 60, 10, key="ft_frames", bind="query-params"))
 
+manual_tau = None  # manual annealing: the starting τ of a knob the user moves while it trains
 if method == "gft":
     st.subheader("Temperature schedule")
-    spec = schedule_editor("ft_", total_steps=steps)
+    if st.toggle("Manual annealing: set τ yourself while it trains", key="ft_manual", bind="query-params",
+                 help="the run starts at this τ; a knob under Start sets the τ of the next steps; what you did is recorded"):
+        manual_tau = float(st.select_slider("Starting τ", TAU_STOPS, value=4.0, key="ft_manual_tau0", bind="query-params"))
+        spec = f"constant:{manual_tau:g}"
+    else:
+        spec = schedule_editor("ft_", total_steps=steps)
 else:
     st.info(f"Method {method!r} trains at τ = 0 throughout (the schedule applies to GFT only).")
     spec = "constant:0"
@@ -92,8 +100,9 @@ def start(paused: bool) -> bool:
             "config": config.to_dict(), "particles": monitor.particles, "base_key": base.key, "base_label": base.label, "base_data": base.data,
             "base_payload": base.payload, "target_label": target.label, "target_spec": target.spec,
             "pre_cloud": base.cloud(), "target_cloud": target.preview(),
+            "manual": ManualSchedule(config.steps, manual_tau) if manual_tau is not None else None,
         }
-        w.launch(OWNER, w.finetune_job(base, target, config, monitor, RUN), params, paused=paused,
+        w.launch(OWNER, w.finetune_job(base, target, config, monitor, RUN, manual=params["manual"]), params, paused=paused,
                  label=f"{config.method} {base.label.split(' ')[0]} → {target.label}")
         return True
     return False
@@ -103,6 +112,8 @@ st.subheader("Train")
 w.job_controls(OWNER, start, step_size=max(1, steps // frames), run_name=RUN)
 slot = job_slot()
 params = slot.params_for(OWNER)
+if params.get("manual") is not None:
+    tau_knob("ft_", slot.for_page(OWNER), RUN, params["manual"])
 view = w.live_panel(OWNER, RUN, params.get("target_cloud"))
 if view is None:
     st.caption("Press Start to train in the background; changing settings later never interrupts a run.")
@@ -123,6 +134,8 @@ def results() -> None:
         st.warning("The run ended before its first snapshot; nothing to animate.")
         return
     config = params["config"]
+    if params.get("manual") is not None:  # what the run really followed: the knob's record, replayable
+        config = dict(config, schedule=params["manual"].spec(), final_fraction=0.0)
     hist = list(run.history)
     st.subheader("The drift moving")
     anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, params["pre_cloud"], params["target_cloud"]),
@@ -191,6 +204,8 @@ def results() -> None:
         st.caption("The run did not finish: no trained model to sample.")
 
     st.subheader("Take it away")
+    if params.get("manual") is not None:
+        recorded_schedule("ft_", params["manual"])
     d = st.columns(3)
     extra = {"parent": params["base_key"], "base_data": params["base_data"], "history": hist}
     payload = w.finished_checkpoint(OWNER, RUN, token, params["target_spec"], config, extra)

@@ -8,6 +8,7 @@ what earlier tests left in the history.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from apptest_wait import wait_for_results
@@ -128,3 +129,26 @@ def test_a_drawing_in_the_url_is_a_target_and_a_bad_one_is_a_message():
     bad.run()
     assert not bad.exception
     assert any("drawing in this link cannot be used" in e.value and "outside" in e.value for e in bad.error), [e.value for e in bad.error]
+
+
+def test_manual_annealing_follows_the_knob_and_records_a_replayable_schedule():
+    at = _page(dict(SHORT_RUN, ft_steps="200", ft_frames="10", ft_manual="true", ft_manual_tau0="4"))
+    at.run()
+    assert not at.exception and not [e.value for e in at.error]
+    at.button(key="finetune_step").click().run()  # starts paused, 20 steps
+    deadline = time.monotonic() + 60
+    while "step 20/200" not in at.get("progress")[0].proto.text and time.monotonic() < deadline:
+        time.sleep(0.2)
+        at.run()
+    assert "paused" in at.get("progress")[0].proto.text
+    at.select_slider(key="ft_tau_now").set_value(0.5).run()
+    assert "τ 0.5 from step 20" in [c.value for c in at.caption if c.value.startswith("Your schedule")][0]
+    at.button(key="finetune_resume").click().run()
+    wait_for_results(at)
+    assert not at.exception
+    code = [c.value for c in at.code][-1]
+    assert code.startswith("piecewise:0/4,") and code.endswith("/0.5,1/0.5") and "0.1/0.5" in code  # the jump at step 20 of 200
+    from gft.core.schedules import parse_schedule
+
+    replay = parse_schedule(code, 200, 0.0)
+    assert [replay.tau(s) for s in (0, 19, 20, 199)] == [4.0, 4.0, 0.5, 0.5]

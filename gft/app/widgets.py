@@ -21,6 +21,7 @@ from gft.app.jobs import PAUSED, RUNNING, JobView, TrainingJob
 from gft.app.pickers import BaseChoice, DataChoice
 from gft.app.session import job_slot
 from gft.core.checkpoints import checkpoint_bytes, checkpoint_from_bytes
+from gft.core.manual_schedule import ManualSchedule
 from gft.core.models import ModelConfig
 from gft.core.training import TrainConfig, Trainer
 from gft.tasks.runs import Monitor, make_trainer
@@ -59,14 +60,22 @@ def snapshot_plan(steps: int, frames: int = 60) -> tuple[int, int]:
 
 
 def finetune_job(
-    base: BaseChoice, target: DataChoice, config: TrainConfig, monitor: Monitor, run_name: str = "gft", max_frames: int = 100
+    base: BaseChoice, target: DataChoice, config: TrainConfig, monitor: Monitor, run_name: str = "gft", max_frames: int = 100,
+    manual: ManualSchedule | None = None,
 ) -> TrainingJob:
-    """A job that fine-tunes ``base`` on ``target`` (everything heavy happens in its thread)."""
+    """A job that fine-tunes ``base`` on ``target`` (everything heavy happens in its thread).
+
+    With ``manual`` the run trains at the τ a knob on the page sets (manual annealing) instead of the
+    config's schedule: the trainer reads the schedule every step, so the next steps use a new value.
+    """
     payload, task = base.payload, target.task
 
     def build() -> Trainer:
         pretrained = checkpoint_from_bytes(payload, base.key).model
-        return make_trainer(task, config, base=pretrained, monitor=monitor)
+        trainer = make_trainer(task, config, base=pretrained, monitor=monitor)
+        if manual is not None:
+            trainer.schedule = manual
+        return trainer
 
     return TrainingJob({run_name: build}, max_frames=max_frames)
 
