@@ -135,7 +135,8 @@ if view is not None and view.state in ("done", "stopped") and params:
     st.subheader("Its trajectories")
     trajectories_section(res.payload_key(payload), payload, params["cloud"], label)
     st.subheader("Sample it another way")
-    sampling_section("pt_", OWNER, token, job_slot().for_page(OWNER).model(RUN), config, params["cloud"], seed=config["seed"])
+    if st.toggle("Compare samplers: Euler or midpoint with k steps, dopri5, the SDE", key="pt_samplers"):
+        sampling_section("pt_", OWNER, token, job_slot().for_page(OWNER).model(RUN), config, params["cloud"], seed=config["seed"])
     c = st.columns(2)
     c[0].download_button("Checkpoint (.pt)", payload, file_name=f"pretrained_{params['spec'].replace('file:', '')}_seed{config['seed']}.pt",
                          mime="application/octet-stream", icon=":material/download:", on_click="ignore")

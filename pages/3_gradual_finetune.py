@@ -198,10 +198,10 @@ def results() -> None:
 
     st.subheader("Sample it another way")
     model = job_slot().for_page(OWNER).model(RUN)
-    if model is not None:
-        sampling_section("ft_", OWNER, token, model, config, params["target_cloud"], seed=config["seed"])
-    else:
+    if model is None:
         st.caption("The run did not finish: no trained model to sample.")
+    elif st.toggle("Compare samplers: Euler or midpoint with k steps, dopri5, the SDE", key="ft_samplers"):
+        sampling_section("ft_", OWNER, token, model, config, params["target_cloud"], seed=config["seed"])
 
     st.subheader("Take it away")
     if params.get("manual") is not None:

@@ -77,6 +77,7 @@ def test_after_a_run_the_sde_and_few_step_samplers_show_beside_the_ode():
     at.run()
     at.button(key="finetune_start").click()
     wait_for_results(at)
+    at.toggle(key="ft_samplers").set_value(True).run()
     assert at.selectbox(key="ft_sampler").options == ["euler", "midpoint", "dopri5", "sde"]  # independent coupling: SDE offered
     at.slider(key="ft_sampler_steps").set_value(4)
     at.selectbox(key="ft_sampler").set_value("midpoint").run()
@@ -98,6 +99,7 @@ def test_ot_runs_offer_no_sde_and_a_score_head_needs_the_independent_coupling():
     at.run()
     at.button(key="finetune_start").click()
     wait_for_results(at)
+    at.toggle(key="ft_samplers").set_value(True).run()
     assert "sde" not in at.selectbox(key="ft_sampler").options
     pre = AppTest.from_file(str(ROOT / "pages" / "2_pretrain.py"), default_timeout=120)
     for key, value in {"pt_mode": "train", "pt_steps": "20", "pt_coupling": "ot", "pt_score": "true"}.items():

@@ -263,3 +263,24 @@ def test_a_chain_of_shifts_runs_and_shows_what_was_forgotten(server, browser):
         page.screenshot(path=str(SHOTS / "chains.png"), full_page=True)
     finally:
         page.close()
+
+
+def test_after_a_run_the_sde_sampler_shows_beside_the_ode(server, browser):
+    page = _open(browser, f"{server}/gradual_finetune?ft_steps=60&ft_coupling=independent&ft_particles=100&ft_frames=10")
+    try:
+        page.get_by_role("heading", name="Gradual fine-tuning").first.wait_for()
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Start").filter(visible=True).first.click()
+        page.get_by_role("heading", name="Take it away").first.wait_for(timeout=180_000)
+        page.get_by_text("Compare samplers").first.click()
+        sampler = page.get_by_label("Sampler", exact=True).first
+        sampler.wait_for(timeout=60_000)
+        sampler.click()
+        page.get_by_role("option", name="sde", exact=True).click()
+        page.get_by_text("SDE, 8 steps, g = 1", exact=True).first.wait_for(timeout=60_000)  # the panel title and the table row
+        page.wait_for_timeout(1000)
+        _no_exception(page)
+        assert page.get_by_text("ODE reference: dopri5 (adaptive)").count() >= 1
+        page.screenshot(path=str(SHOTS / "samplers.png"))
+    finally:
+        page.close()

@@ -102,7 +102,7 @@ def launch(owner: str, job: TrainingJob, params: dict, paused: bool = False, lab
     job_slot().add(owner, job, params, label or owner)
 
 
-POLL_S = 0.5  # the controls fragment: state, progress and buttons (cheap: no charts)
+POLL_S = 1.0  # the controls fragment: state, progress and buttons (cheap: no charts; clicks rerun it at once)
 CHART_POLL_S = 2.0  # the live charts: each redraw costs the browser and the training thread CPU
 
 
