@@ -6,7 +6,8 @@ from pathlib import Path
 
 import streamlit as st
 
-from gft.app.session import app_device, device_label
+from gft.app.run_status import runs_sidebar
+from gft.app.session import app_device, device_label, page_defaults
 
 ROOT = Path(__file__).resolve().parent
 PAGES = (
@@ -17,6 +18,7 @@ PAGES = (
     ("pages/5_compare_methods.py", "Compare methods", ":material/compare_arrows:"),
     ("pages/6_annealing_exactly.py", "Annealing, exactly", ":material/functions:"),
     ("pages/7_images.py", "Images", ":material/image:"),
+    ("pages/8_chains.py", "Chains of shifts", ":material/timeline:"),
 )
 
 
@@ -55,5 +57,7 @@ with st.sidebar:
     label = device_label()
     st.badge(label, icon=":material/memory:" if label.startswith("GPU") else ":material/developer_board:",
              color="green" if label.startswith("GPU") else "gray")
+    st.caption(page_defaults().reason)
+    runs_sidebar()
 
 current.run()

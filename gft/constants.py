@@ -19,3 +19,4 @@ HELDOUT_POINTS = 2_000  # held-out points of a registered 2D distribution
 FEW_STEPS = (1, 2, 4, 8)  # Euler step counts of the few-step quality columns
 NULL_PAIRS = 20  # independent pairs of target draws behind a metric's null band
 MAX_MEASURED_POINTS = 20_000  # samples behind one training-time measurement (exact W2 costs n^2 memory)
+SAMPLER_SEED_OFFSET = 13  # the noise of the app's sampler comparison (and its SDE's Brownian increments, + 1)

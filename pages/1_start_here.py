@@ -90,14 +90,14 @@ def start(paused: bool) -> bool:
     with user_errors("Cannot start the demo"):
         target = pick.DataChoice(label=DEMO_TARGET, spec=DEMO_TARGET, preset=DEMO_TARGET)
         params = {"config": DEMO.to_dict(), "pre_cloud": base.cloud(), "target_cloud": target.preview()}
-        w.launch(OWNER, w.finetune_job(base, target, DEMO, DEMO_MONITOR, RUN), params, paused=paused)
+        w.launch(OWNER, w.finetune_job(base, target, DEMO, DEMO_MONITOR, RUN), params, paused=paused, label=f"demo {DEMO_BASE} → {DEMO_TARGET}")
         return True
     return False
 
 
-w.job_controls(OWNER, start, full=False)
+w.job_controls(OWNER, start, full=False, run_name=RUN)
 slot = job_slot()
-params = slot.params if slot.for_page(OWNER) is not None else {}
+params = slot.params_for(OWNER)
 view = w.live_panel(OWNER, RUN, params.get("target_cloud"))
 
 if view is not None and view.state in ("done", "stopped") and params:

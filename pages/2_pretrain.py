@@ -7,7 +7,8 @@ import streamlit as st
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
-from gft.app.session import job_slot, user_errors
+from gft.app.sampler_panel import sampling_section
+from gft.app.session import job_slot, page_defaults, user_errors
 from gft.core.models import ModelConfig
 from gft.core.training import TrainConfig
 from gft.data import DISTRIBUTIONS
@@ -76,12 +77,15 @@ if source is not None:
         st.plotly_chart(figures.clouds_figure(target=source.preview(), height=360, names=("", source.label)), key="pt_src_fig")
 
 c = st.columns(5)
-steps = int(c[0].number_input("Steps", 1, 200_000, 2000, 500, key="pt_steps", bind="query-params"))
+steps = int(c[0].number_input("Steps", 1, 200_000, page_defaults().pretrain_steps, 500, key="pt_steps", bind="query-params"))
 batch = int(c[1].number_input("Batch", 2, 65_536, 256, 64, key="pt_batch", bind="query-params", help="OT couplings accept at most 4096"))
 lr = float(c[2].number_input("Learning rate", 1e-6, 1.0, 1e-3, 5e-4, format="%.4f", key="pt_lr", bind="query-params"))
 seed = int(c[3].number_input("Seed", 0, 2**31 - 1, 0, 1, key="pt_seed", bind="query-params"))
 width = int(c[4].selectbox("Width", (64, 128, 256), index=1, key="pt_width", bind="query-params"))
 coupling, reg = pick.coupling_picker("pt_", default="ot")
+score_head = st.toggle("Score head", key="pt_score", bind="query-params",
+                       help="also learn the score ∇log p_t, so the SDE sampler can use it; needs the independent coupling "
+                            "(with σ = 0 the OT pairing has no conditional score)")
 
 
 def start(paused: bool) -> bool:
@@ -94,19 +98,21 @@ def start(paused: bool) -> bool:
             method="pretrain", steps=steps, batch=batch, lr=lr, seed=seed, coupling=coupling, sinkhorn_reg=reg,
             callback_every=every,
         )
-        monitor = Monitor(eval_every=eval_every, eval_points=w.EVAL_POINTS, particles=400, trajectory_steps=24)
-        model_config = ModelConfig(width=width, depth=3)
+        monitor = Monitor(eval_every=eval_every, eval_points=w.EVAL_POINTS, particles=min(2000, page_defaults().particles), trajectory_steps=24)
+        if score_head and coupling != "independent":
+            raise ValueError(f"a score head needs the independent coupling here (got {coupling}): with σ = 0, OT pairs have no conditional score")
+        model_config = ModelConfig(width=width, depth=3, score_head=score_head)
         params = {"config": config.to_dict(), "model": model_config.to_dict(), "spec": source.spec, "label": source.label, "cloud": source.preview()}
-        w.launch(OWNER, w.pretrain_job(source, config, model_config, monitor, RUN), params, paused=paused)
+        w.launch(OWNER, w.pretrain_job(source, config, model_config, monitor, RUN), params, paused=paused, label=f"pretrain on {source.label}")
         return True
     return False
 
 
 st.subheader("Train")
-w.job_controls(OWNER, start, step_size=max(1, steps // 50))
+w.job_controls(OWNER, start, step_size=max(1, steps // 50), run_name=RUN, temperature=False)
 slot = job_slot()
-params = slot.params if slot.for_page(OWNER) is not None else {}
-view = w.live_panel(OWNER, RUN, params.get("cloud"), temperature=False)
+params = slot.params_for(OWNER)
+view = w.live_panel(OWNER, RUN, params.get("cloud"))
 if view is None:
     st.caption("Training runs in the background; you can change settings or switch pages meanwhile.")
 
@@ -129,6 +135,9 @@ if view is not None and view.state in ("done", "stopped") and params:
         st.plotly_chart(anim, key="pt_anim")
     st.subheader("Its trajectories")
     trajectories_section(res.payload_key(payload), payload, params["cloud"], label)
+    st.subheader("Sample it another way")
+    if st.toggle("Compare samplers: Euler or midpoint with k steps, dopri5, the SDE", key="pt_samplers"):
+        sampling_section("pt_", OWNER, token, job_slot().for_page(OWNER).model(RUN), config, params["cloud"], seed=config["seed"])
     c = st.columns(2)
     c[0].download_button("Checkpoint (.pt)", payload, file_name=f"pretrained_{params['spec'].replace('file:', '')}_seed{config['seed']}.pt",
                          mime="application/octet-stream", icon=":material/download:", on_click="ignore")

@@ -6,10 +6,14 @@ import streamlit as st
 
 from gft.app import pickers as pick
 from gft.app import resources as res
+from gft.app import run_compare
 from gft.app import widgets as w
 from gft.app.downloads import history_csv
+from gft.app.sampler_panel import sampling_section
 from gft.app.schedule_editor import edited_final_fraction, schedule_editor
-from gft.app.session import job_slot, user_errors
+from gft.app.session import job_slot, page_defaults, user_errors
+from gft.app.tau_knob import TAU_STOPS, recorded_schedule, tau_knob
+from gft.core.manual_schedule import ManualSchedule
 from gft.core.training import TrainConfig
 from gft.evaluation import probes
 from gft.tasks.runs import Monitor
@@ -21,6 +25,7 @@ RUN = "run"
 METHOD_HELP = "gft: anneal τ as scheduled · standard: plain fine-tuning (τ = 0) from the pretrained weights · scratch: τ = 0 from fresh weights"
 
 w.ensure_app_frame()
+DEFAULTS = page_defaults()  # larger on a GPU (the sidebar says so)
 st.title("Gradual fine-tuning")
 st.caption(
     "Fine-tune a pretrained flow on samples of a new target. GFT regresses onto the blended target "
@@ -45,7 +50,7 @@ if base is not None and target is not None:
 st.subheader("Run settings")
 c = st.columns(5)
 method = c[0].selectbox("Method", ("gft", "standard", "scratch"), key="ft_method", bind="query-params", help=METHOD_HELP)
-steps = int(c[1].number_input("Steps", min_value=1, max_value=200_000, value=600, step=100, key="ft_steps", bind="query-params"))
+steps = int(c[1].number_input("Steps", min_value=1, max_value=200_000, value=DEFAULTS.finetune_steps, step=100, key="ft_steps", bind="query-params"))
 batch = int(c[2].number_input("Batch", min_value=2, max_value=65_536, value=256, step=64, key="ft_batch", bind="query-params",
                               help="OT couplings accept at most 4096 (their cost grows as batch²)"))
 lr = float(c[3].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=2e-3, step=5e-4, format="%.4f", key="ft_lr", bind="query-params"))
@@ -53,14 +58,20 @@ seed = int(c[4].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, 
 coupling, reg = pick.coupling_picker("ft_")
 with st.expander("Animation settings"):
     a = st.columns(3)
-    particles = int(a[0].number_input("Particles (fixed noise seeds)", 50, 2000, 500, 50, key="ft_particles", bind="query-params",
+    particles = int(a[0].number_input("Particles (fixed noise seeds)", 50, 2000, DEFAULTS.particles, 50, key="ft_particles", bind="query-params",
                                       help="animated in every frame; about 2,000 is what a browser plays smoothly"))
     euler = int(a[1].number_input("Euler steps per trajectory", 4, 100, 30, 2, key="ft_euler", bind="query-params"))
     frames = int(a[2].number_input("Frames (snapshots)", 10, 100, 60, 10, key="ft_frames", bind="query-params"))
 
+manual_tau = None  # manual annealing: the starting τ of a knob the user moves while it trains
 if method == "gft":
     st.subheader("Temperature schedule")
-    spec = schedule_editor("ft_", total_steps=steps)
+    if st.toggle("Manual annealing: set τ yourself while it trains", key="ft_manual", bind="query-params",
+                 help="the run starts at this τ; a knob under Start sets the τ of the next steps; what you did is recorded"):
+        manual_tau = float(st.select_slider("Starting τ", TAU_STOPS, value=4.0, key="ft_manual_tau0", bind="query-params"))
+        spec = f"constant:{manual_tau:g}"
+    else:
+        spec = schedule_editor("ft_", total_steps=steps)
 else:
     st.info(f"Method {method!r} trains at τ = 0 throughout (the schedule applies to GFT only).")
     spec = "constant:0"
@@ -89,16 +100,20 @@ def start(paused: bool) -> bool:
             "config": config.to_dict(), "particles": monitor.particles, "base_key": base.key, "base_label": base.label, "base_data": base.data,
             "base_payload": base.payload, "target_label": target.label, "target_spec": target.spec,
             "pre_cloud": base.cloud(), "target_cloud": target.preview(),
+            "manual": ManualSchedule(config.steps, manual_tau) if manual_tau is not None else None,
         }
-        w.launch(OWNER, w.finetune_job(base, target, config, monitor, RUN), params, paused=paused)
+        w.launch(OWNER, w.finetune_job(base, target, config, monitor, RUN, manual=params["manual"]), params, paused=paused,
+                 label=f"{config.method} {base.label.split(' ')[0]} → {target.label}")
         return True
     return False
 
 
 st.subheader("Train")
-w.job_controls(OWNER, start, step_size=max(1, steps // frames))
+w.job_controls(OWNER, start, step_size=max(1, steps // frames), run_name=RUN)
 slot = job_slot()
-params = slot.params if slot.for_page(OWNER) is not None else {}
+params = slot.params_for(OWNER)
+if params.get("manual") is not None:
+    tau_knob("ft_", slot.for_page(OWNER), RUN, params["manual"])
 view = w.live_panel(OWNER, RUN, params.get("target_cloud"))
 if view is None:
     st.caption("Press Start to train in the background; changing settings later never interrupts a run.")
@@ -119,6 +134,8 @@ def results() -> None:
         st.warning("The run ended before its first snapshot; nothing to animate.")
         return
     config = params["config"]
+    if params.get("manual") is not None:  # what the run really followed: the knob's record, replayable
+        config = dict(config, schedule=params["manual"].spec(), final_fraction=0.0)
     hist = list(run.history)
     st.subheader("The drift moving")
     anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, params["pre_cloud"], params["target_cloud"],
@@ -190,7 +207,16 @@ def results() -> None:
     with left, user_errors("Cannot draw this snapshot"):
         st.plotly_chart(w.memo(OWNER, f"scrub:{idx}:{show_blend}:{show_field}", token, scrub, spinner="Evaluating the drifts ..."), key="ft_scrub")
 
+    st.subheader("Sample it another way")
+    model = job_slot().for_page(OWNER).model(RUN)
+    if model is None:
+        st.caption("The run did not finish: no trained model to sample.")
+    elif st.toggle("Compare samplers: Euler or midpoint with k steps, dopri5, the SDE", key="ft_samplers"):
+        sampling_section("ft_", OWNER, token, model, config, params["target_cloud"], seed=config["seed"])
+
     st.subheader("Take it away")
+    if params.get("manual") is not None:
+        recorded_schedule("ft_", params["manual"])
     d = st.columns(3)
     extra = {"parent": params["base_key"], "base_data": params["base_data"], "history": hist}
     payload = w.finished_checkpoint(OWNER, RUN, token, params["target_spec"], config, extra)
@@ -207,3 +233,8 @@ def results() -> None:
 
 if view is not None and view.state in ("done", "stopped") and params:
     results()
+
+
+st.subheader("Compare two runs")
+if st.toggle("Show any two finished runs of this session side by side", key="ft_compare"):
+    run_compare.compare_section("ft_")

@@ -80,7 +80,7 @@ with user_errors("Coupling"):
 def start(paused: bool) -> bool:
     with user_errors("Could not start"):
         job = TrainingJob(cmp.coupling_runs(base.model(), settings), max_frames=100)
-        w.launch(OWNER, job, {"settings": settings, "label": base.label}, paused=paused)
+        w.launch(OWNER, job, {"settings": settings, "label": base.label}, paused=paused, label=f"couplings → {settings.target}")
         return True
     return False
 
@@ -92,8 +92,8 @@ job = slot.for_page(OWNER)
 if job is None:
     st.info("Press Start to train the three runs side by side (one background thread interleaves them).")
     st.stop()
-ran: cmp.CompareSettings = slot.params["settings"]
-token = slot.params["token"]
+ran: cmp.CompareSettings = slot.params_for(OWNER)["settings"]
+token = slot.params_for(OWNER)["token"]
 if ran != settings:
     st.warning("The settings changed since this run: what follows is the previous run. Press Restart to train the new one.")
 
@@ -116,7 +116,7 @@ if view.state == "failed":
 task = evaluation(view) if view.finished else None
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=w.CHART_POLL_S)
 def live() -> None:
     """Polls while something runs: training, then the evaluation; a full rerun when that part ends."""
     if task is not None:
@@ -129,7 +129,7 @@ def live() -> None:
     if now.finished:
         st.rerun()  # the full page starts the evaluation and draws the animation
     status = ", ".join(f"{r.name} {r.step}/{r.total_steps}" for r in now.runs)
-    st.progress(now.progress, text=f"{now.state}: {status} ({now.elapsed:.0f} s)")
+    st.caption(status)  # the state and progress bar are job_controls' (a faster fragment)
     st.plotly_chart(figures.runs_curves_figure({r.name: r.history for r in now.runs}), key="live_curves")
     latest = {r.name: (r.latest.samples if r.latest is not None else None) for r in now.runs}
     st.plotly_chart(figs.sample_panels(latest, res.preset_points(ran.target)), key="live_samples")

@@ -89,7 +89,7 @@ st.caption(f"GFT schedule `{schedule}`; {n_runs} runs of {settings.steps} steps 
 def start(paused: bool) -> bool:
     with user_errors("Could not start"):
         job = TrainingJob(cmp.method_runs(base.model(), settings, int(seeds)), max_frames=2)
-        w.launch(OWNER, job, {"settings": settings, "seeds": int(seeds)}, paused=paused)
+        w.launch(OWNER, job, {"settings": settings, "seeds": int(seeds)}, paused=paused, label=f"methods → {settings.target}")
         return True
     return False
 
@@ -101,8 +101,8 @@ if job is None:
     st.info(f"Press Start to train {n_runs} runs ({len(settings.methods)} methods x {int(seeds)} seeds) in one background job.")
     st.stop()
 
-ran: cmp.CompareSettings = slot.params["settings"]
-if ran != settings or slot.params["seeds"] != int(seeds):
+ran: cmp.CompareSettings = slot.params_for(OWNER)["settings"]
+if ran != settings or slot.params_for(OWNER)["seeds"] != int(seeds):
     st.warning("The settings changed since this run: what follows is the previous run. Press Restart to train the new one.")
 w2_null = null_band(ran.target, ran.eval_points, ran.seed)
 
@@ -112,12 +112,12 @@ def curves_figure(view):
     return figs.method_curves_figure(curves, summaries.METHOD_LABELS, w2_null), curves
 
 
-@st.fragment(run_every=1.0)
+@st.fragment(run_every=w.CHART_POLL_S)
 def live() -> None:
     now = job.view()
     if now.finished:
         st.rerun()  # the full page shows the results (and this fragment stops)
-    st.progress(now.progress, text=f"{now.state}: {len(now.runs)} runs, {now.progress:.0%} ({now.elapsed:.0f} s)")
+    # The state and progress bar are job_controls' (a faster fragment).
     st.plotly_chart(curves_figure(now)[0], key="live_curves")
 
 
@@ -177,7 +177,7 @@ if ran.val_fraction:
     )
 
 st.subheader("Final samples")
-shown = st.radio("Seed", [s for s in range(ran.seed, ran.seed + slot.params["seeds"])], horizontal=True, key="shown_seed")
+shown = st.radio("Seed", [s for s in range(ran.seed, ran.seed + slot.params_for(OWNER)["seeds"])], horizontal=True, key="shown_seed")
 samples, colors = {}, {}
 for method in ran.methods:
     run = view.run(summaries.run_name(method, shown))

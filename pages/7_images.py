@@ -226,7 +226,8 @@ def start(paused: bool) -> bool:
             "target_task": target_task,
             "target_label": target_label, "limit": limit, "base_key": base["key"], "base_label": base["label"], "base_data": base["data"],
         }
-        w.launch(OWNER, images_job(base["payload"], base["key"], target_task, limit, configs, current_monitor()), params, paused=paused)
+        w.launch(OWNER, images_job(base["payload"], base["key"], target_task, limit, configs, current_monitor()), params, paused=paused,
+                 label="images")
         return True
     return False
 
@@ -236,14 +237,14 @@ st.subheader("Train")
 w.job_controls(OWNER, start, step_size=max(1, steps // frames))
 slot = job_slot()
 job = slot.for_page(OWNER)
-params = slot.params if job is not None else {}
+params = slot.params_for(OWNER)
 view = job.view() if job is not None else None
 
 
 def live() -> None:
     """Progress of both runs, loss and FD curves and the latest grids, polled while the job runs."""
 
-    @st.fragment(run_every=None if view.finished else 1.5)
+    @st.fragment(run_every=None if view.finished else w.CHART_POLL_S)
     def _live() -> None:
         job_now = job_slot().for_page(OWNER)
         if job_now is None:
@@ -254,7 +255,7 @@ def live() -> None:
             text = f"{run.name}: {v.state} · step {run.step}/{run.total_steps or '?'}"
             if run.latest is not None:
                 text += f" · τ {run.latest.tau:.3g} · λ {run.latest.lam:.3f}"
-            col.progress(min(max(run.progress, 0.0), 1.0), text=text)
+            col.caption(text)  # the state and progress bar are job_controls' (a faster fragment)
         st.caption(f"{v.elapsed:.1f} s elapsed · FD = Fréchet distance of classifier features to held-out digits "
                    "(256 samples, 20 Euler steps: cheap, read it against itself)")
         left, right = st.columns([3, 2])

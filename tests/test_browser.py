@@ -6,6 +6,7 @@ frame advances. Screenshots go to ``artifacts/screenshots`` (or ``$GFT_ARTIFACTS
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import socket
@@ -36,6 +37,7 @@ PAGES = {  # url path -> a heading the page must show ("" is the default page, S
     "compare_methods": "Compare methods",
     "annealing_exactly": "Annealing",
     "images": "Images: GFT on handwritten digits",
+    "chains": "Chains of shifts",
 }
 
 
@@ -114,7 +116,7 @@ def test_every_page_opens(server, browser, path, heading):
         page.get_by_text("GFT explorer").or_(page.get_by_text("Gradual fine-tuning (GFT)")).first.wait_for()
         # Let the first rerun settle (charts drawn), then check nothing blew up.
         # Some charts sit in collapsed expanders: wait for one to be drawn, not for it to be visible.
-        if path != "annealing_exactly":  # that page asks for a prediction before it draws anything
+        if path not in ("annealing_exactly", "chains"):  # they draw nothing before a prediction / a Start
             page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=120_000)
         page.wait_for_timeout(1500)
         _no_exception(page)
@@ -212,5 +214,128 @@ def test_gallery_opens_a_scenario_from_shipped_results_and_its_schedule_marker_p
         assert not errors, errors  # Play queues frames without interrupting (no "undefined" promise rejection)
         assert not external, external[:3]
         print(f"first gallery animation on screen {first_animation_s:.1f} s after the click")
+    finally:
+        page.close()
+
+
+def _time_app():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("time_app", ROOT / "scripts" / "time_app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Generous bounds for a shared 2-core machine: the issue's targets are 1 s (controls, widgets) and 2 s (pages)
+# when idle, 3 s at load 4; README lists what scripts/time_app.py measured.
+BOUND_S = 3.0
+# Back to a page that shows finished results: its server rerun takes about 0.25 s, but the browser redraws
+# every figure (the drift animation alone is about 4 MB of frames); 4-5 s at load 6-8 on 2 cores.
+RESULTS_PAGE_BOUND_S = 8.0
+
+
+def test_controls_widgets_and_pages_answer_within_bounds_and_training_keeps_its_speed(server, browser):
+    time_app = _time_app()
+    cli = time_app.cli_steps_per_second()
+    times = time_app.measure(browser, server)
+    load = os.getloadavg()[0]
+    print(f"load {load:.1f}; CLI {cli:.0f} steps/s; {times}")
+    for name in ("pause_s", "resume_s", "widget_s", "stop_s", "page_switch_s"):
+        assert 0 < times[name] <= BOUND_S, (name, times, load)
+    assert 0 < times["page_switch_back_s"] <= RESULTS_PAGE_BOUND_S, (times, load)
+    # At least 80% of the command line's steps/s when idle; the bound leaves room for a busy machine.
+    assert times["app_steps_per_s"] >= 0.6 * cli, (times, cli, load)
+
+
+def test_two_runs_of_the_session_compare_side_by_side(server, browser):
+    page = _open(browser, f"{server}/gradual_finetune?ft_steps=60&ft_coupling=independent&ft_particles=100&ft_frames=10")
+    try:
+        page.get_by_role("heading", name="Gradual fine-tuning").first.wait_for()
+        for seed in ("1", "2"):
+            box = page.get_by_label("Seed", exact=True).filter(visible=True).first
+            box.fill(seed)
+            box.press("Enter")
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Start").filter(visible=True).first.click()
+            page.get_by_role("heading", name="Take it away").first.wait_for(timeout=180_000)
+            page.wait_for_timeout(500)
+        page.get_by_text("Show any two finished runs").first.click()
+        page.locator('[data-testid="stDataFrame"]').last.wait_for(timeout=60_000)
+        page.wait_for_timeout(1500)
+        _no_exception(page)
+        # Same target and snapshot steps: one figure with two panels under one slider.
+        panels = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+            .filter(p => p._fullLayout && p._fullLayout.sliders && p._fullLayout.sliders.length && p._fullLayout.xaxis2).length""")
+        assert panels >= 1
+        page.screenshot(path=str(SHOTS / "compare_two_runs.png"), full_page=True)
+    finally:
+        page.close()
+
+
+CANVAS_BOX = """() => {
+  const plot = [...document.querySelectorAll('.js-plotly-plot')].find(p => p._fullLayout && p._fullLayout.dragmode === 'lasso');
+  if (!plot) return null;
+  const r = plot.querySelector('.nsewdrag').getBoundingClientRect();
+  return {x: r.x, y: r.y, width: r.width, height: r.height};
+}"""
+
+
+def test_a_lasso_stroke_becomes_a_target_cloud_kept_in_the_url(server, browser):
+    page = _open(browser, f"{server}/gradual_finetune?ft_src=drawing&ft_draw_n=800")
+    try:
+        page.get_by_role("heading", name="Gradual fine-tuning").first.wait_for()
+        page.get_by_text("Nothing drawn yet").first.wait_for()
+        page.wait_for_function(CANVAS_BOX)
+        box = page.evaluate(CANVAS_BOX)
+        cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 4
+        page.mouse.move(cx - r, cy)
+        page.mouse.down()
+        for k in range(1, 25):  # a half circle, dragged slowly enough for plotly's lasso to sample it
+            angle = 3.14159 * k / 24
+            page.mouse.move(cx - r * math.cos(angle), cy - r * math.sin(angle), steps=2)
+        page.mouse.up()
+        page.get_by_text("1 stroke → 800 points").first.wait_for(timeout=60_000)
+        _no_exception(page)
+        assert "ft_draw=" in page.url
+        page.screenshot(path=str(SHOTS / "drawing.png"))
+    finally:
+        page.close()
+
+
+def test_a_chain_of_shifts_runs_and_shows_what_was_forgotten(server, browser):
+    page = _open(browser, f"{server}/chains?ch_steps=20&ch_coupling=independent")
+    try:
+        page.get_by_role("heading", name="Chains of shifts").first.wait_for()
+        page.get_by_role("button", name="Start").filter(visible=True).first.click()
+        page.get_by_role("heading", name="What each method keeps").first.wait_for(timeout=180_000)
+        page.wait_for_timeout(1500)
+        _no_exception(page)
+        frames = page.evaluate("""() => [...document.querySelectorAll('.js-plotly-plot')]
+            .filter(p => p._fullLayout && p._fullLayout.sliders && p._fullLayout.sliders.length)
+            .map(p => p._fullLayout.sliders[0].steps.length)""")
+        assert frames == [31], frames  # one animation over all three stages
+        page.screenshot(path=str(SHOTS / "chains.png"), full_page=True)
+    finally:
+        page.close()
+
+
+def test_after_a_run_the_sde_sampler_shows_beside_the_ode(server, browser):
+    page = _open(browser, f"{server}/gradual_finetune?ft_steps=60&ft_coupling=independent&ft_particles=100&ft_frames=10")
+    try:
+        page.get_by_role("heading", name="Gradual fine-tuning").first.wait_for()
+        page.wait_for_timeout(1000)
+        page.get_by_role("button", name="Start").filter(visible=True).first.click()
+        page.get_by_role("heading", name="Take it away").first.wait_for(timeout=180_000)
+        page.get_by_text("Compare samplers").first.click()
+        sampler = page.get_by_label("Sampler", exact=True).first
+        sampler.wait_for(timeout=60_000)
+        sampler.click()
+        page.get_by_role("option", name="sde", exact=True).click()
+        page.get_by_text("SDE, 8 steps, g = 1", exact=True).first.wait_for(timeout=60_000)  # the panel title and the table row
+        page.wait_for_timeout(1000)
+        _no_exception(page)
+        assert page.get_by_text("ODE reference: dopri5 (adaptive)").count() >= 1
+        page.screenshot(path=str(SHOTS / "samplers.png"))
     finally:
         page.close()

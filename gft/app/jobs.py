@@ -18,7 +18,8 @@ import torch
 from gft.core.training import Snapshot, Trainer, TrainResult
 
 IDLE, RUNNING, PAUSED, DONE, STOPPED, FAILED = "idle", "running", "paused", "done", "stopped", "failed"
-CHUNK = 10  # steps between looks at the controls: Stop still lands within a few ms of a step
+CHUNK_S = 0.05  # seconds of training between looks at Pause / Step (Stop is checked every step)
+MAX_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class _Run:
     total_steps: int = 0
     frame_stride: int = 1  # keep every stride-th trajectory snapshot; doubles when over budget
     seen: int = 0
+    model: torch.nn.Module | None = None  # what a finished run keeps of its trainer: the trained weights
+    chunk: int = 1  # steps per look at the controls, sized to CHUNK_S from the measured step time
 
 
 class TrainingJob:
@@ -137,6 +140,11 @@ class TrainingJob:
         self._stop.set()
         self._wake()
 
+    @property
+    def stopping(self) -> bool:
+        """Stop was requested (the thread may still be finishing its step)."""
+        return self._stop.is_set()
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the thread ends; True if it did within ``timeout``."""
         if self._thread is None:
@@ -153,6 +161,7 @@ class TrainingJob:
                 if run.trainer is not None:
                     run.trainer.close()
                 run.trainer = None
+                run.model = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
@@ -167,7 +176,7 @@ class TrainingJob:
             runs = tuple(
                 RunView(
                     r.name,
-                    r.trainer.step if r.trainer is not None else (r.result.steps if r.result else 0),
+                    r.result.steps if r.result is not None else (r.trainer.step if r.trainer is not None else 0),
                     r.total_steps,
                     tuple(r.history),
                     tuple(r.frames),
@@ -182,8 +191,8 @@ class TrainingJob:
         """The trained model of a finished run (for downloads), or None."""
         with self._lock:
             for r in self._runs:
-                if r.name == name and r.trainer is not None and r.result is not None:
-                    return r.trainer.result_model
+                if r.name == name and r.result is not None:
+                    return r.model
         return None
 
     # ---- the thread ----------------------------------------------------------------------
@@ -205,6 +214,16 @@ class TrainingJob:
                 run.frame_stride *= 2
                 run.frames = run.frames[::2] + ([snap] if final and run.frames[-1] is snap and len(run.frames) % 2 == 0 else [])
 
+    @staticmethod
+    def _keep_weights_only(run: _Run) -> None:
+        """A finished run keeps its trained model, not the trainer (optimiser state, f_pre copy, pool)."""
+        if run.trainer is None:
+            return
+        run.trainer.close()
+        run.model = run.trainer.result_model
+        run.model.eval()
+        run.trainer = None
+
     def _main(self) -> None:
         try:
             for run in self._runs:
@@ -225,18 +244,24 @@ class TrainingJob:
                         self._resume.clear()
                         continue
                 for run in active:
-                    n = budget if single else CHUNK
+                    n = budget if single else run.chunk
+                    began, before = time.perf_counter(), run.trainer.step
                     run.trainer.run(max_steps=n, stop_event=self._stop, callback=lambda s, r=run: self._record(r, s))
+                    took = run.trainer.step - before
+                    if took and not single:
+                        per_step = (time.perf_counter() - began) / took
+                        run.chunk = max(1, min(MAX_CHUNK, int(CHUNK_S / max(per_step, 1e-6))))
                     if run.trainer.done:
                         with self._lock:
                             run.result = run.trainer.result()
                 active = [r for r in active if not r.trainer.done]
             with self._lock:
+                stopped = self._stop.is_set() and any(not r.trainer or not r.trainer.done for r in self._runs)
                 for run in self._runs:
                     if run.trainer is not None and run.result is None:
                         run.result = run.trainer.result(stopped=True)
-                        run.trainer.close()
-                self._state = STOPPED if self._stop.is_set() and any(not r.trainer or not r.trainer.done for r in self._runs) else DONE
+                    self._keep_weights_only(run)
+                self._state = STOPPED if stopped else DONE
         except Exception as exc:  # reported on the page; the app keeps working
             with self._lock:
                 self._state = FAILED

@@ -25,7 +25,9 @@ from gft.core.couplings import COUPLINGS
 from gft.core.models import FlowModel
 from gft.core.training import TrainConfig
 from gft.data import DISTRIBUTIONS, points_from_bytes, validate_points
+from gft.data.drawing import MAX_POINTS, Drawing
 from gft.tasks.points import PointsTask
+from gft.viz.drawing import drawing_canvas
 
 SESSION_MODEL = "gft_session_pretrained"  # {"payload", "data", "label"}: this session's pretrained model
 IMAGE_POINTS = 4000
@@ -99,7 +101,7 @@ def preset_select(container, label: str, key: str, default: str = "8gaussians") 
 
 def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_image: bool = True) -> DataChoice | None:
     """Preset / points file / image; the preset name is bound to the URL. None (with a message) when unusable."""
-    kinds = ["preset", "points file"] + (["image"] if allow_image else [])
+    kinds = ["preset", "points file"] + (["image"] if allow_image else []) + ["drawing"]
     kind = st.radio(f"{label} from", kinds, key=f"{prefix}src", horizontal=True, bind="query-params")
     if kind == "preset":
         name = preset_select(st, label, f"{prefix}data", default)
@@ -114,6 +116,8 @@ def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_imag
             st.caption(f"{len(pts)} points from {up.name}")
             return DataChoice(label=f"upload: {up.name}", spec=f"file:{up.name}", points=pts)
         return None
+    if kind == "drawing":
+        return drawing_picker(prefix, label)
     up = st.file_uploader(f"{label}: a drawing (PNG or JPEG); darker = denser", type=["png", "jpg", "jpeg"], key=f"{prefix}image")
     if up is None:
         st.info("Upload a PNG or JPEG: dark ink on a light background becomes a 2D density scaled to [-3.5, 3.5].")
@@ -123,6 +127,71 @@ def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_imag
         st.caption(f"{len(pts)} points drawn from {up.name} (darker pixels are denser)")
         return DataChoice(label=f"image: {up.name}", spec=f"file:{up.name}", points=pts)
     return None
+
+
+def _lasso_strokes(state) -> list[np.ndarray]:
+    """The lasso paths in a plotly chart's selection state (Streamlit's ``selection.lasso``)."""
+    try:
+        lassos = state["selection"]["lasso"]
+        return [np.stack([np.asarray(a["x"], dtype=np.float64), np.asarray(a["y"], dtype=np.float64)], axis=1) for a in lassos]
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
+def drawing_picker(prefix: str, label: str) -> DataChoice | None:
+    """Draw a target with lasso strokes; they become ``n`` points with a chosen spread.
+
+    The strokes live in the session and, encoded (:meth:`Drawing.encode`), in the URL under
+    ``{prefix}draw``, so a link shares the drawing. Each new lasso adds a stroke; Undo and Clear edit them.
+    """
+    key, url_key, seen_key, canvas_key = f"{prefix}drawing", f"{prefix}draw", f"{prefix}lasso_seen", f"{prefix}canvas"
+    if key not in st.session_state:
+        drawing = Drawing.empty()
+        text = st.query_params.get(url_key)
+        if text:
+            try:
+                drawing = Drawing.decode(text)
+            except ValueError as exc:
+                st.error(f"The drawing in this link cannot be used: {exc}")
+        st.session_state[key] = drawing
+    # A new lasso since the last run becomes a stroke (the chart keeps reporting the last one).
+    for stroke in _lasso_strokes(st.session_state.get(canvas_key)):
+        sig = stroke.round(3).tobytes()
+        if sig != st.session_state.get(seen_key):
+            st.session_state[seen_key] = sig
+            with user_errors("This stroke cannot be added"):
+                st.session_state[key] = st.session_state[key].add(stroke)
+    drawing: Drawing = st.session_state[key]
+    left, right = st.columns([3, 2])
+    with right:
+        n = int(st.number_input("Points", 100, MAX_POINTS, 2000, 100, key=f"{prefix}draw_n", bind="query-params",
+                                help="how many target points the strokes become"))
+        spread = float(st.slider("Spread", 0.0, 1.0, 0.15, 0.01, key=f"{prefix}draw_spread", bind="query-params",
+                                 help="standard deviation of the Gaussian jitter around the strokes"))
+        b = st.columns(2)
+        b[0].button("Undo stroke", key=f"{prefix}draw_undo", disabled=not drawing.strokes, width="stretch",
+                    on_click=lambda: st.session_state.__setitem__(key, st.session_state[key].undo()))
+        b[1].button("Clear", key=f"{prefix}draw_clear", disabled=not drawing.strokes, width="stretch",
+                    on_click=lambda: st.session_state.__setitem__(key, Drawing.empty()))
+        st.caption("Pick the lasso (the default tool) and drag a path on the canvas: each path is one stroke. "
+                   "Points spread along all strokes by length.")
+    drawing = st.session_state[key]
+    if drawing.strokes:
+        st.query_params[url_key] = drawing.encode()
+    elif url_key in st.query_params:
+        del st.query_params[url_key]
+    points = None
+    if drawing.strokes:
+        with user_errors("This drawing cannot be used"):
+            points = validate_points(drawing.points(n, spread, seed=0), "drawing")
+    left.plotly_chart(drawing_canvas(drawing.strokes, points), on_select="rerun", selection_mode=("lasso",), key=canvas_key)
+    if points is None:
+        if not drawing.strokes:
+            right.info("Nothing drawn yet.")
+        return None
+    strokes = f"{len(drawing.strokes)} stroke" + ("s" if len(drawing.strokes) != 1 else "")
+    right.caption(f"{strokes} → {len(points)} points")
+    return DataChoice(label=f"drawing ({strokes})", spec="file:drawing", points=points)
 
 
 @dataclass(frozen=True)

@@ -1,60 +1,32 @@
-"""One background job per browser session, the device badge, and friendly errors.
+"""The run history of each browser session, the device badge, and friendly errors.
 
-The job lives in a session-scoped ``cache_resource``: Streamlit drops it when the tab closes and
-``on_release`` stops the thread and frees the model (and GPU memory). Pages never train in the
-script thread; they start a :class:`gft.app.jobs.TrainingJob` here and read its views.
+The history (:class:`gft.app.history.RunHistory`) lives in a session-scoped ``cache_resource``:
+Streamlit drops it when the tab closes and ``on_release`` stops every thread and frees the models (and
+GPU memory). Pages never train in the script thread; they start a :class:`gft.app.jobs.TrainingJob`
+here and read its views.
 """
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Iterator
 
 import streamlit as st
 import torch
 
-from gft.app.jobs import TrainingJob
+from gft.app.defaults import PageDefaults, defaults_for
+from gft.app.history import RunHistory
 from gft.core.device import describe_device, resolve_device
 
 
-@dataclass
-class JobSlot:
-    """The session's single job and the page (``owner``) that started it, plus small page memos."""
-
-    job: TrainingJob | None = None
-    owner: str | None = None
-    params: dict = field(default_factory=dict)  # the settings the job was started with
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def replace(self, owner: str, job: TrainingJob, params: dict) -> None:
-        """Stop any previous job, install ``job`` and start it."""
-        with self._lock:
-            old = self.job
-            self.job, self.owner, self.params = job, owner, dict(params)
-        if old is not None:
-            old.close()
-        job.start()
-
-    def for_page(self, owner: str) -> TrainingJob | None:
-        return self.job if self.owner == owner else None
-
-    def clear(self) -> None:
-        with self._lock:
-            old, self.job, self.owner, self.params = self.job, None, None, {}
-        if old is not None:
-            old.close()
-
-
-def _release(slot: JobSlot) -> None:
-    slot.clear()
+def _release(history: RunHistory) -> None:
+    history.clear()
 
 
 @st.cache_resource(scope="session", on_release=_release, show_spinner=False)
-def job_slot() -> JobSlot:
-    """This browser session's job slot."""
-    return JobSlot()
+def job_slot() -> RunHistory:
+    """This browser session's runs (freed, threads stopped, when the tab closes)."""
+    return RunHistory()
 
 
 @st.cache_resource(show_spinner=False)
@@ -65,6 +37,11 @@ def app_device() -> torch.device:
 
 def device_label() -> str:
     return describe_device(app_device())
+
+
+def page_defaults() -> PageDefaults:
+    """Starting values of the run widgets for this machine's device (more on a GPU)."""
+    return defaults_for(str(app_device()))
 
 
 @contextmanager

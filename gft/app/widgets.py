@@ -21,6 +21,7 @@ from gft.app.jobs import PAUSED, RUNNING, JobView, TrainingJob
 from gft.app.pickers import BaseChoice, DataChoice
 from gft.app.session import job_slot
 from gft.core.checkpoints import checkpoint_bytes, checkpoint_from_bytes
+from gft.core.manual_schedule import ManualSchedule
 from gft.core.models import ModelConfig
 from gft.core.training import TrainConfig, Trainer
 from gft.tasks.runs import Monitor, make_trainer
@@ -59,14 +60,22 @@ def snapshot_plan(steps: int, frames: int = 60) -> tuple[int, int]:
 
 
 def finetune_job(
-    base: BaseChoice, target: DataChoice, config: TrainConfig, monitor: Monitor, run_name: str = "gft", max_frames: int = 100
+    base: BaseChoice, target: DataChoice, config: TrainConfig, monitor: Monitor, run_name: str = "gft", max_frames: int = 100,
+    manual: ManualSchedule | None = None,
 ) -> TrainingJob:
-    """A job that fine-tunes ``base`` on ``target`` (everything heavy happens in its thread)."""
+    """A job that fine-tunes ``base`` on ``target`` (everything heavy happens in its thread).
+
+    With ``manual`` the run trains at the τ a knob on the page sets (manual annealing) instead of the
+    config's schedule: the trainer reads the schedule every step, so the next steps use a new value.
+    """
     payload, task = base.payload, target.task
 
     def build() -> Trainer:
         pretrained = checkpoint_from_bytes(payload, base.key).model
-        return make_trainer(task, config, base=pretrained, monitor=monitor)
+        trainer = make_trainer(task, config, base=pretrained, monitor=monitor)
+        if manual is not None:
+            trainer.schedule = manual
+        return trainer
 
     return TrainingJob({run_name: build}, max_frames=max_frames)
 
@@ -90,99 +99,138 @@ def schedule_curve(config: TrainConfig | dict) -> tuple[np.ndarray, np.ndarray]:
     return np.append(steps, cfg.steps), np.append(lam, schedule.lam(cfg.steps))
 
 
-def launch(owner: str, job: TrainingJob, params: dict, paused: bool = False) -> None:
-    """Install ``job`` as this session's job (stopping any other) and start it."""
+def launch(owner: str, job: TrainingJob, params: dict, paused: bool = False, label: str = "") -> None:
+    """Record ``job`` in the session's run history as ``owner``'s run and start it.
+
+    The page's previous run is stopped but kept; other pages' runs are not touched.
+    """
     params = dict(params, token=uuid.uuid4().hex, started_at=time.monotonic())
     if paused:
-        job.start(paused=True)  # replace()'s own start() is then a no-op
-    job_slot().replace(owner, job, params)
+        job.start(paused=True)  # add()'s own start() is then a no-op
+    job_slot().add(owner, job, params, label or owner)
 
 
-def job_controls(owner: str, start: Callable[[bool], bool], step_size: int = 10, full: bool = True) -> None:
-    """Start / Pause / Step / Stop / Reset. ``start(paused)`` builds and launches a job; False if refused."""
+POLL_S = 1.0  # the controls fragment: state, progress and buttons (cheap: no charts; clicks rerun it at once)
+CHART_POLL_S = 2.0  # the live charts: each redraw costs the browser and the training thread CPU
+
+
+def status_text(view: JobView, run_name: str | None = None, temperature: bool = True) -> str:
+    """One line: state, progress (step, τ and λ of ``run_name`` when given) and elapsed time.
+
+    ``temperature=False`` (pretraining) leaves τ and λ out: there is no anneal.
+    """
+    if run_name is None:
+        return f"{view.state} · {len(view.runs)} runs · {view.progress:.0%} · {view.elapsed:.1f} s"
+    run = view.run(run_name)  # every run exists from the job's start: a KeyError is a page bug, shown as one
+    text = f"{view.state} · step {run.step}/{run.total_steps or '?'}"
+    if run.latest is not None and temperature:
+        text += f" · τ {run.latest.tau:.3g} · λ {run.latest.lam:.3f}"
+    return text + f" · {view.elapsed:.1f} s"
+
+
+def job_controls(owner: str, start: Callable[[bool], bool], step_size: int = 10, full: bool = True, run_name: str | None = None,
+                 temperature: bool = True) -> None:
+    """Start / Pause / Step / Stop / Reset and the run's status line, in one fragment.
+
+    ``start(paused)`` builds and launches a job; False if refused (it shows why). The buttons live in a
+    fragment and act through ``on_click`` callbacks, so Pause, Resume, Step and Stop only set an event
+    on the job and redraw this small block: no full page rerun, whose figures would compete with the
+    training thread for the CPU. Start, Reset and a finished run rerun the page (it draws results).
+    """
     slot = job_slot()
     job = slot.for_page(owner)
-    view = job.view() if job is not None else None
-    state = view.state if view is not None else "idle"
-    active = state in (RUNNING, PAUSED)
-    cols = st.columns(5 if full else 3)
-    clicked = None
-    if cols[0].button("Start" if not active else "Restart", type="primary", icon=":material/play_arrow:", key=f"{owner}_start", width="stretch"):
-        clicked = "start"
-    if full:
-        if state == PAUSED:
-            if cols[1].button("Resume", icon=":material/resume:", key=f"{owner}_resume", width="stretch"):
-                clicked = "resume"
-        elif cols[1].button("Pause", icon=":material/pause:", key=f"{owner}_pause", disabled=state != RUNNING, width="stretch"):
-            clicked = "pause"
-        if cols[2].button(f"Step +{step_size}", icon=":material/skip_next:", key=f"{owner}_step", disabled=state == RUNNING, width="stretch",
-                          help="Advance a paused run (or start one paused) by this many steps"):
-            clicked = "step"
-    if cols[-2].button("Stop", icon=":material/stop:", key=f"{owner}_stop", disabled=not active, width="stretch"):
-        clicked = "stop"
-    if cols[-1].button("Reset", icon=":material/restart_alt:", key=f"{owner}_reset", disabled=job is None, width="stretch"):
-        clicked = "reset"
-    if clicked is None:
-        return
-    if clicked == "start" and not start(False):
-        return
-    if clicked == "pause":
-        job.pause()
-    elif clicked == "resume":
-        job.resume()
-    elif clicked == "step":
-        if job is None or view.finished:
-            if not start(True):
-                return
-            job = slot.for_page(owner)
-        job.step(step_size)
-    elif clicked == "stop":
-        job.stop()
-        job.wait(1.0)
-    elif clicked == "reset":
-        slot.clear()
-    st.rerun()
+    active = job is not None and not job.view().finished
+
+    @st.fragment(run_every=POLL_S if active else None)
+    def _controls() -> None:
+        job = slot.for_page(owner)
+        view = job.view() if job is not None else None
+        state = view.state if view is not None else "idle"
+        running = state in (RUNNING, PAUSED)
+        cols = st.columns(5 if full else 3)
+        start_clicked = cols[0].button("Start" if not running else "Restart", type="primary", icon=":material/play_arrow:",
+                                       key=f"{owner}_start", width="stretch")
+        step_clicked = False
+        if full:
+            if state == PAUSED:
+                cols[1].button("Resume", icon=":material/resume:", key=f"{owner}_resume", width="stretch", on_click=job.resume)
+            else:
+                cols[1].button("Pause", icon=":material/pause:", key=f"{owner}_pause", disabled=state != RUNNING, width="stretch",
+                               on_click=job.pause if job is not None else None)
+            can_step = job is not None and state == PAUSED
+            step_clicked = cols[2].button(
+                f"Step +{step_size}", icon=":material/skip_next:", key=f"{owner}_step", disabled=state == RUNNING, width="stretch",
+                help="Advance a paused run (or start one paused) by this many steps",
+                on_click=(lambda: job.step(step_size)) if can_step else None,
+            ) and not can_step
+        cols[-2].button("Stop", icon=":material/stop:", key=f"{owner}_stop", disabled=not running, width="stretch",
+                        on_click=job.stop if job is not None else None)
+        reset_clicked = cols[-1].button("Reset", icon=":material/restart_alt:", key=f"{owner}_reset", disabled=job is None, width="stretch")
+        if start_clicked:
+            if start(False):
+                st.rerun()
+            return
+        if step_clicked:  # no job to step (or a finished one): start a new one paused, then step it
+            if start(True):
+                slot.for_page(owner).step(step_size)
+                st.rerun()
+            return
+        if reset_clicked:
+            slot.clear_page(owner)
+            st.rerun()
+        if view is None:
+            return
+        if job.stopping and not view.finished:
+            job.wait(1.0)  # the thread checks the stop event every step: this is a few ms, not a second
+            view = job.view()
+        st.progress(min(max(view.progress, 0.0), 1.0), text=status_text(view, run_name, temperature))
+        if view.error:
+            st.error(f"The run failed: {view.error}")
+        if view.finished and active:
+            st.rerun()  # once: the full rerun draws the results and stops this polling
+
+    _controls()
 
 
-def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None, temperature: bool = True) -> JobView | None:
-    """Progress bar, loss and W2 curves and a light scatter, polled by a timed fragment while the job runs.
+def live_panel(owner: str, run_name: str, target_cloud: np.ndarray | None = None) -> JobView | None:
+    """Loss and W2 curves and a light scatter, redrawn by a slow timed fragment while the job runs.
 
-    ``temperature=False`` (pretraining) leaves τ and λ out of the progress text: there is no anneal.
-
-    Returns the job view at this script run (None without a job). The fragment stops polling at the
-    next full rerun after the job finishes; it triggers that rerun itself.
+    Returns the job view at this script run (None without a job). The status line and the buttons are
+    :func:`job_controls`' (a faster fragment); this one only draws, and only when new rows arrived.
     """
     job = job_slot().for_page(owner)
     if job is None:
         return None
     view = job.view()
-    every = None if view.finished else 1.0  # 1 s: each poll redraws two charts, which costs the training thread
 
-    @st.fragment(run_every=every)
+    @st.fragment(run_every=None if view.finished else CHART_POLL_S)
     def _live() -> None:
         job_now = job_slot().for_page(owner)
         if job_now is None:
             return
-        v = job_now.view()
-        run = v.run(run_name)  # every run exists from the job's start: a KeyError is a page bug, shown as one
-        latest = run.latest
-        text = f"{v.state} · step {run.step}/{run.total_steps or '?'}"
-        if latest is not None and temperature:
-            text += f" · τ {latest.tau:.3g} · λ {latest.lam:.3f}"
-        text += f" · {v.elapsed:.1f} s"
-        st.progress(min(max(run.progress, 0.0), 1.0), text=text)
+        now = job_now.view()
+        run = now.run(run_name)
+        curves, scatter = _live_figures(owner, job_slot().params_for(owner).get("token"), run, target_cloud)
         # Once the run is over its results come next: the curves fold away so the results start on the first screen.
-        box = st.expander("Loss, W2 and the last samples of this run", expanded=False) if v.finished else st.container()
+        box = st.expander("Loss, W2 and the last samples of this run", expanded=False) if now.finished else st.container()
         c1, c2 = box.columns([3, 2])
-        c1.plotly_chart(figures.curves_figure(run.history), key=f"{owner}_live_curves")
-        c2.plotly_chart(figures.live_scatter(latest.samples if latest is not None else None, target_cloud), key=f"{owner}_live_scatter")
-        if v.error:
-            st.error(f"The run failed: {v.error}")
-        if v.finished and not view.finished:
-            st.rerun()  # once: the full rerun draws the results and stops this polling
+        c1.plotly_chart(curves, key=f"{owner}_live_curves")
+        c2.plotly_chart(scatter, key=f"{owner}_live_scatter")
 
     _live()
     return view
+
+
+def _live_figures(owner: str, token: str | None, run, target_cloud: np.ndarray | None):
+    """The two live figures, rebuilt only when the run recorded a new row (same figure: no browser redraw)."""
+    cache = st.session_state.setdefault(f"{owner}_live_figs", {})
+    stamp = (token, len(run.history))
+    if cache.get("stamp") != stamp:
+        latest = run.latest
+        cache["figs"] = (figures.curves_figure(run.history),
+                         figures.live_scatter(latest.samples if latest is not None else None, target_cloud))
+        cache["stamp"] = stamp
+    return cache["figs"]
 
 
 def memo(owner: str, name: str, token: str, build: Callable[[], object], spinner: str | None = None):
