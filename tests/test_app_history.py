@@ -47,7 +47,8 @@ def test_a_second_run_keeps_the_first_and_both_compare_side_by_side():
     assert not table["stopped"].any() and table["final W2"].notna().all()
     # Same target, same snapshot steps: one figure, two panels, one slider.
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    both = [s for s in specs if s.get("frames") and "xaxis2" in s["layout"] and len(s["layout"].get("sliders", [])) == 1]
+    # two panels and the schedule strip under them (a single run has one panel and its strip: xaxis, xaxis2)
+    both = [s for s in specs if s.get("frames") and "xaxis3" in s["layout"] and len(s["layout"].get("sliders", [])) == 1]
     assert len(both) == 1 and len(both[0]["frames"]) == 11
 
 
