@@ -160,15 +160,15 @@ def opened() -> None:
         sc = scenario(key)
         ship = shipped(key)
         slot = job_slot()
-        live = slot.for_page(OWNER) is not None and slot.params.get("scenario") == key
+        live = slot.for_page(OWNER) is not None and slot.params_for(OWNER).get("scenario") == key
         c = st.columns([3, 1, 1, 1], vertical_alignment="center")
         c[0].markdown(f"#### {sc.title}")
         if c[1].button("Train it live", key=f"live_{key}", icon=":material/model_training:", width="stretch", disabled=live,
                        help=f"Re-run these {len(sc.runs)} runs here, in the background ({sc.steps} steps each, seed {sc.runs[0].config.seed})"):
-            w.launch(OWNER, live_job(sc), {"scenario": key, "target_cloud": ship.target_cloud})
+            w.launch(OWNER, live_job(sc), {"scenario": key, "target_cloud": ship.target_cloud}, label=f"scenario: {sc.title}")
             st.rerun()
         if c[2].button("Shipped result", key=f"shipped_{key}", width="stretch", disabled=not live):
-            slot.clear()
+            slot.clear_page(OWNER)
             st.rerun()
         c[3].button("Close", key=f"close_{key}", icon=":material/close:", width="stretch", on_click=_open, args=(None,))
         if live:
@@ -196,7 +196,14 @@ def _numbers(sc: Scenario, ship: ShippedScenario, histories: dict, best: dict, d
 
 
 def _live(sc: Scenario, ship: ShippedScenario) -> None:
-    params = job_slot().params
+    def restart(paused: bool) -> bool:
+        w.launch(OWNER, live_job(sc), {"scenario": sc.key, "target_cloud": ship.target_cloud}, paused=paused,
+                 label=f"scenario: {sc.title}")
+        return True
+
+    # The status line, Stop, and the rerun that draws the animation once the runs finish are job_controls'.
+    w.job_controls(OWNER, restart, full=False, run_name=sc.runs[0].name)
+    params = job_slot().params_for(OWNER)
     view = w.live_panel(OWNER, sc.runs[0].name, params.get("target_cloud"))
     if view is None or not view.finished:
         st.caption("Training all runs side by side; the animation appears when they finish. The panel follows the first run.")
