@@ -163,49 +163,55 @@ def results() -> None:
             m[0].metric("steps / s", f"{run.result.steps_per_second:.0f}")
             m[1].metric("OT time / batch", f"{run.result.ot_seconds_per_batch * 1e3:.1f} ms" if config["coupling"] != "independent" else "n/a")
 
-    st.subheader("Inside one snapshot: scrub ODE time")
-    snaps = run.frames
-    left, right = st.columns([3, 2])
-    with right:
-        idx = st.select_slider(
-            "Snapshot", options=list(range(len(snaps))), value=len(snaps) - 1, key=f"ft_snap_{token[:8]}",  # fresh per run
-            format_func=lambda i: snapshot_label(snaps[i].step, snaps[i].tau, snaps[i].lam, snaps[i].total_steps),
-        )
-        last = idx == len(snaps) - 1 and run.result is not None and not run.result.stopped
-        s = snaps[idx]
-        show_blend = st.checkbox(
-            f"what GFT blends at this λ ({s.lam:.2f}): f_pre, the target drift and their blend", value=True, key="ft_show_blend",
-            help="red f_pre, orange the target drift (a kernel estimate from the target samples shown), purple the blend "
-                 "(1 − λ)·target + λ·f_pre that this snapshot regresses onto, green the drift the model follows",
-        )
-        show_field = st.checkbox("velocity field of the fine-tuned model (grid)", key="ft_show_field", disabled=not last,
-                                 help="available for the final snapshot of a completed run") and last
-        st.caption(
-            "Play moves the particles of the chosen snapshot through ODE time t (no server round trip). "
-            "GFT regresses onto the purple blend: at large λ it points with f_pre (red), as τ falls it turns to the "
-            "target drift (orange). Green is what the model has learned; all arrows share one scale."
-        )
+    # A fragment: moving the snapshot slider (each arrow-key press is one rerun) or a checkbox reruns this
+    # section only, not the page with its animation of several MB.
+    @st.fragment
+    def snapshot_section() -> None:
+        st.subheader("Inside one snapshot: scrub ODE time")
+        snaps = run.frames
+        left, right = st.columns([3, 2])
+        with right:
+            idx = st.select_slider(
+                "Snapshot", options=list(range(len(snaps))), value=len(snaps) - 1, key=f"ft_snap_{token[:8]}",  # fresh per run
+                format_func=lambda i: snapshot_label(snaps[i].step, snaps[i].tau, snaps[i].lam, snaps[i].total_steps),
+            )
+            last = idx == len(snaps) - 1 and run.result is not None and not run.result.stopped
+            s = snaps[idx]
+            show_blend = st.checkbox(
+                f"what GFT blends at this λ ({s.lam:.2f}): f_pre, the target drift and their blend", value=True, key="ft_show_blend",
+                help="red f_pre, orange the target drift (a kernel estimate from the target samples shown), purple the blend "
+                     "(1 − λ)·target + λ·f_pre that this snapshot regresses onto, green the drift the model follows",
+            )
+            show_field = st.checkbox("velocity field of the fine-tuned model (grid)", key="ft_show_field", disabled=not last,
+                                     help="available for the final snapshot of a completed run") and last
+            st.caption(
+                "Play moves the particles of the chosen snapshot through ODE time t (no server round trip). "
+                "GFT regresses onto the purple blend: at large λ it points with f_pre (red), as τ falls it turns to the "
+                "target drift (orange). Green is what the model has learned; all arrows share one scale."
+            )
 
-    def scrub():
-        traj = snaps[idx].trajectory
-        s = snaps[idx]
-        arrows = None
-        if show_blend:
-            base_model = res.payload_model(params["base_key"], params["base_payload"])
-            arrows = probes.blend_arrows(base_model, params["target_cloud"], traj, s.lam, n=150)
-        field = None
-        if show_field:
-            model = job_slot().for_page(OWNER).model(RUN)
-            field = probes.velocity_field(model, [i / (traj.shape[0] - 1) for i in range(traj.shape[0])]) if model is not None else None
-        return figures.time_scrub_figure(
-            traj, params["pre_cloud"], params["target_cloud"], field=field, learned_arrows=show_blend,
-            drift_pre=arrows.f_pre if arrows else None, drift_target=arrows.target if arrows else None,
-            drift_blend=arrows.blend if arrows else None, blend_lambda=s.lam,
-            target_source=f"{len(params['target_cloud'])} target samples", caption=snapshot_label(s.step, s.tau, s.lam),
-        )
+        def scrub():
+            traj = snaps[idx].trajectory
+            s = snaps[idx]
+            arrows = None
+            if show_blend:
+                base_model = res.payload_model(params["base_key"], params["base_payload"])
+                arrows = probes.blend_arrows(base_model, params["target_cloud"], traj, s.lam, n=150)
+            field = None
+            if show_field:
+                model = job_slot().for_page(OWNER).model(RUN)
+                field = probes.velocity_field(model, [i / (traj.shape[0] - 1) for i in range(traj.shape[0])]) if model is not None else None
+            return figures.time_scrub_figure(
+                traj, params["pre_cloud"], params["target_cloud"], field=field, learned_arrows=show_blend,
+                drift_pre=arrows.f_pre if arrows else None, drift_target=arrows.target if arrows else None,
+                drift_blend=arrows.blend if arrows else None, blend_lambda=s.lam,
+                target_source=f"{len(params['target_cloud'])} target samples", caption=snapshot_label(s.step, s.tau, s.lam),
+            )
 
-    with left, user_errors("Cannot draw this snapshot"):
-        st.plotly_chart(w.memo(OWNER, f"scrub:{idx}:{show_blend}:{show_field}", token, scrub, spinner="Evaluating the drifts ..."), key="ft_scrub")
+        with left, user_errors("Cannot draw this snapshot"):
+            st.plotly_chart(w.memo(OWNER, f"scrub:{idx}:{show_blend}:{show_field}", token, scrub, spinner="Evaluating the drifts ..."), key="ft_scrub")
+
+    snapshot_section()
 
     st.subheader("Sample it another way")
     model = job_slot().for_page(OWNER).model(RUN)
