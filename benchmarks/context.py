@@ -43,8 +43,10 @@ class Context:
         return ", ".join(missing) or None
 
 
-def prepare(runner: Runner, settings: Settings, sources: set[tuple[str, str]], targets: set[str]) -> Context:
-    """Pretrain every (source, coupling) at every pretrained seed and build every target's reference."""
+def prepare(runner: Runner, settings: Settings, sources: set[tuple[str, str]], targets: set[str],
+            cached_only: bool = False) -> Context:
+    """Pretrain every (source, coupling) at every pretrained seed and build every target's reference
+    (``cached_only``: only read back what the runner's store holds, compute nothing)."""
     ctx = Context(settings)
     pre_key = sizes_key(settings, _PRETRAIN_FIELDS)
     ref_key = sizes_key(settings, _REFERENCE_FIELDS)
@@ -56,7 +58,13 @@ def prepare(runner: Runner, settings: Settings, sources: set[tuple[str, str]], t
     for target in sorted(targets):
         jobs.append(Job(build_reference, (target, settings.reference_n, settings.eval_n, settings.null_pairs),
                         f"reference {target}", f"reference/{target}/{ref_key}"))
-    for job, row in zip(jobs, runner.map(jobs)):
+    if cached_only:
+        rows = [runner.store.get(job.key) if runner.store is not None else None for job in jobs]
+    else:
+        rows = runner.map(jobs)
+    for job, row in zip(jobs, rows):
+        if row is None:
+            continue
         if is_error(row):
             ctx.failures.append(f"{job.tag}: {row['error']}")
         elif job.tag.startswith("pretrain"):

@@ -274,17 +274,17 @@ def _stress(results: dict, out: Path, report_path: Path) -> list[str]:
     s = results["settings"]
     lines += [f"{s['stress_shift']}, {s['stress_steps']} steps, energy of {s['curve_n']} samples read every "
               f"{s['stress_every']} steps. Divergence: the library's rule stopped the run. Largest rise: how far the curve "
-              "climbed above its best so far (spikes). Late sd: spread of the curve over the last 20% of steps, where both "
-              "methods train on the target alone.", ""]
+              "climbed above its best so far (spikes). Late jitter: the curve's total upward movement over the last 20% of "
+              "steps, where both methods train on the target alone (a steady descent reads 0).", ""]
     rows = []
     for t in e["table"]:
         row = [f"{t['lr']:g}", t["batch"], "on" if t["clip"] else "off"]
         for v in ("standard", "gft"):
             c = t[v]
-            row += [f"{c['diverged']}/{c['runs']}", ms(c["largest_rise"]), ms(c["late_sd"])]
+            row += [f"{c['diverged']}/{c['runs']}", ms(c["largest_rise"]), ms(c["late_up"])]
         rows.append(row)
-    lines.append(table(["lr", "batch", "clip", "std diverged", "std rise", "std late sd", "gft diverged", "gft rise",
-                        "gft late sd"], rows))
+    lines.append(table(["lr", "batch", "clip", "std diverged", "std rise", "std late jitter", "gft diverged", "gft rise",
+                        "gft late jitter"], rows))
     d = e.get("divergence", {})
     if d:
         lines += ["Divergence over the whole grid: " + "; ".join(

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=_positive, default=None, help="override the number of seeds")
     p.add_argument("--workers", type=_positive, default=None, help="processes for the runs (default: 2 on CPU, 1 with a GPU)")
     p.add_argument("--fresh", action="store_true", help="ignore the runs/ cache (recompute every run)")
+    p.add_argument("--report-only", action="store_true", help="run nothing: rebuild results, figures and the report from "
+                                                              "what the runs/ cache holds")
     return p
 
 
@@ -130,12 +132,14 @@ def _pool_phase(runner: Runner, settings: Settings, selected: tuple[str, ...], e
         targets |= tgt
     start = time.monotonic()
     _log(f"preparing {len(sources)} source(s) x {settings.pretrained_seeds} pretrained seed(s) and {len(targets)} reference(s)")
-    ctx = prepare(runner, settings, sources, targets)
+    ctx = prepare(runner, settings, sources, targets, cached_only=not any(n in selected for n in POOL_EXPERIMENTS))
     prepared = time.monotonic() - start
     all_jobs, spans = [], {}
     for name in names:
         src, tgt = POOL_EXPERIMENTS[name].needs(settings)
         missing = ctx.has(src, tgt)
+        if missing and name not in selected:
+            continue  # read back only, and its pretraining is not cached: it stays "not run"
         if missing:
             experiments[name] = {"status": "failed", "reason": f"not prepared: {missing} ({'; '.join(ctx.failures)[:300]})"}
             continue
@@ -273,8 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     report_path = Path(args.report).resolve() if args.report else (
         HERE / "REPORT.md" if out == DEFAULT_OUT.resolve() else out / "REPORT.md")
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.report_only and args.fresh:
+        _log("benchmarks: error: --report-only reads the runs/ cache; --fresh would ignore it")
+        return 2
+    selected = () if args.report_only else args.only
     try:
-        results = run_suite(settings, args.only, out, report_path, command.strip(), fresh=args.fresh)
+        results = run_suite(settings, selected, out, report_path, command.strip(), fresh=args.fresh)
     except KeyboardInterrupt:
         _log("benchmarks: interrupted; results were not written")
         return 130

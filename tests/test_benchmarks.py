@@ -18,7 +18,7 @@ import torch
 from benchmarks import run as bench_run
 from benchmarks.common import VARIANTS, nn_distance_ratio
 from benchmarks.exp_speed import ReferenceLoop
-from benchmarks.exp_stress import largest_rise
+from benchmarks.exp_stress import largest_rise, late_readings, upward_movement
 from benchmarks.parallel import Job, Runner
 from benchmarks.protocol import PRIMARY, evaluate
 from benchmarks.settings import EXPERIMENTS, full, quick
@@ -145,6 +145,10 @@ def test_energy_reference_equals_the_unbiased_energy_distance():
 def test_largest_rise_is_the_climb_above_the_running_best():
     assert largest_rise([3.0, 2.0, 2.5, 1.0, 1.8]) == pytest.approx(0.8)
     assert largest_rise([3.0, 2.0, 1.0]) == 0.0  # monotone descent never rises
+    assert upward_movement([3.0, 2.0, 2.5, 1.0, 1.8]) == pytest.approx(1.3)
+    assert upward_movement([3.0, 2.0, 1.0]) == 0.0  # a late descent is not jitter
+    row = {"steps": 500, "every": 50, "curve": [float(k) for k in range(11)]}
+    assert late_readings(row) == [8.0, 9.0, 10.0]  # steps 400, 450 and 500
 
 
 def test_protocol_holm_corrects_only_the_primary_endpoints():
@@ -227,6 +231,16 @@ def test_cli_rejects_unknown_experiments_in_one_line(capsys):
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "bogus" in err[0] and err[0].startswith("benchmarks: error:")
+
+
+def test_report_only_runs_nothing_and_refuses_fresh(tmp_path, capsys):
+    assert bench_run.main(["--report-only", "--fresh"]) == 2
+    assert "--report-only reads the runs/ cache" in capsys.readouterr().err
+    out = tmp_path / "empty"
+    assert bench_run.main(["--report-only", "--quick", "--out", str(out)]) == 0  # an empty cache: nothing to train
+    results = json.loads((out / "results.json").read_text())
+    assert all(e["status"] == "not run" for k, e in results["experiments"].items() if not k.startswith("_"))
+    assert not (out / "runs").exists() and (out / "REPORT.md").read_text().startswith("# GFT benchmark report")
 
 
 # ---- the whole quick suite -------------------------------------------------------------------
