@@ -1,5 +1,6 @@
 """Digits (8x8 images, :class:`gft.tasks.digits.DigitsTask`): a convnet pretrained on the digits 0-4,
-fine-tuned toward 5-9 by GFT and by standard fine-tuning at the same number of steps.
+fine-tuned toward 5-9 by GFT and by standard fine-tuning at the same number of steps (and, secondary, by
+GFT stopped at tau 0.5 and by L2-SP).
 
 Quality is the Frechet distance in the shipped classifier's features between ``digits_eval_n`` samples
 (100 Euler steps) and the held-out 5-9 images, with its null band: the FD of real training images (as
@@ -26,7 +27,8 @@ from gft.tasks.runs import make_trainer
 NAME = "digits"
 SOURCE_SPEC = "digits:0-4"
 TARGET_SPEC = "digits:5-9"
-METHODS = ("standard", "gft")
+METHODS = ("standard", "gft")  # the primary comparison
+EXTRAS = ("gft-stop", "l2sp")  # the stop temperature and weight anchoring, on images too (secondary)
 
 
 def pretrain_digits(steps: int, batch: int, seed: int) -> dict:
@@ -87,7 +89,7 @@ def prepare(runner: Runner, settings: Settings) -> tuple[dict[int, dict], list[s
 def jobs(settings: Settings, pretrained: dict[int, dict]) -> list[Job]:
     key = fingerprint({"steps": settings.digits_pretrain_steps, "batch": settings.digits_batch})
     out = []
-    for variant in METHODS:
+    for variant in METHODS + EXTRAS:
         for seed in settings.seed_list:
             r = DigitsRun(variant, seed, settings.digits_steps, settings.digits_batch, settings.digits_eval_n)
             out.append(Job(run_digits, (r, pretrained[settings.pretrained_seed(seed)]), f"{NAME} {variant} seed {seed}",
@@ -104,7 +106,8 @@ def summarise(rows: list[dict], settings: Settings) -> dict:
     null = {"mean": summarize([n["mean"] for n in nulls]).mean, "sd": summarize([n["sd"] for n in nulls]).mean,
             "n": nulls[0]["n"] if nulls else None, "pairs": nulls[0]["pairs"] if nulls else None}
     table = [{"variant": v, **{f: summarize(_values(rows, v, f).values()).to_dict()
-                               for f in ("fd", "class_entropy", "nn_distance_ratio", "steps_per_second")}} for v in METHODS]
+                               for f in ("fd", "class_entropy", "nn_distance_ratio", "steps_per_second")}}
+             for v in METHODS + EXTRAS if any(r["variant"] == v for r in rows)]
     comparisons = []
     for field, lower, primary, question in (("fd", True, True, f"FD after {settings.digits_steps} steps"),
                                              ("class_entropy", False, False, "class entropy of the samples (higher: more even)")):
@@ -112,4 +115,10 @@ def summarise(rows: list[dict], settings: Settings) -> dict:
         comparisons.append({"id": f"digits:{field}", "question": f"{SOURCE_SPEC} -> {TARGET_SPEC}: {question}", "a": "gft",
                             "b": "standard", "metric": field, "lower_is_better": lower, "values_a": a, "values_b": b,
                             "null": null if field == "fd" else None, "primary_candidate": primary})
+    for extra in EXTRAS:
+        if any(r["variant"] == extra for r in rows):
+            a, b = aligned(_values(rows, extra, "fd"), _values(rows, "standard", "fd"))
+            comparisons.append({"id": f"digits:fd:{extra}", "question": f"{SOURCE_SPEC} -> {TARGET_SPEC}: FD, {extra} against standard",
+                                "a": extra, "b": "standard", "metric": "fd", "lower_is_better": True, "values_a": a,
+                                "values_b": b, "null": null, "primary_candidate": False})
     return {"table": table, "comparisons": comparisons, "null": null}
