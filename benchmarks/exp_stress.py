@@ -2,7 +2,8 @@
 
 Each run is read every ``stress_every`` steps (energy of ``curve_n`` samples to a 5,000-point subset of
 the target's reference). Measures:
-- divergence: the library's rule stopped the run (or its loss went non-finite);
+- divergence: the library's rule stopped the run (or its loss went non-finite), or the run blew up without
+  tripping that rule: a reading above BLOW_UP times the first (samples flung far off the data);
 - largest rise: the largest amount by which the curve climbs above its running best (a spike or drift);
 - late fluctuation: the total upward movement of the curve over the last 20% of the run (the sum of its
   rises between readings), the phase where both methods train on the target alone (standard after its
@@ -31,6 +32,7 @@ NAME = "stress"
 METHODS = ("standard", "gft")
 CURVE_REFERENCE = 5000  # points of the full reference behind curve readings (cost per reading ~ curve_n x this)
 CLIP = 1.0  # the library default
+BLOW_UP = 1000.0  # a reading this many times the first counts as a divergence
 
 
 def needs(settings: Settings) -> tuple[set, set]:
@@ -70,6 +72,16 @@ def late_readings(row: dict) -> list[float]:
     """The curve's readings over the last 20% of the run (steps >= 0.8 x steps)."""
     steps = range(0, row["steps"] + 1, row["every"])
     return [v for s, v in zip(steps, row["curve"]) if s >= row["steps"] * 4 // 5]
+
+
+def settled(row: dict) -> dict:
+    """The row as the summary reads it: blow-ups count as divergences, and diverged runs have no curve measures."""
+    curve = [v for v in row["curve"] if v is not None]
+    blown = bool(curve) and max(curve) > BLOW_UP * max(abs(curve[0]), 1e-6)
+    diverged = row["diverged"] or blown
+    return dict(row, diverged=diverged, blew_up=blown and not row["diverged"],
+                largest_rise=None if diverged else row["largest_rise"], final=None if diverged else row["final"],
+                late_up=None if diverged else upward_movement(late_readings(row)))
 
 
 def run_stress(task: StressRun, state: dict, curve_reference: EnergyReference) -> dict:
@@ -129,15 +141,14 @@ def summarise(rows: list[dict], ctx: Context) -> dict:
             for clip in (True, False):
                 entry = {"lr": lr, "batch": batch, "clip": clip}
                 for v in METHODS:
-                    cell = [dict(r, late_up=None if r["diverged"] else upward_movement(late_readings(r)))
-                            for r in _cell(rows, v, lr, batch, clip)]
+                    cell = [settled(r) for r in _cell(rows, v, lr, batch, clip)]
                     rate, low, high = proportion(sum(r["diverged"] for r in cell), len(cell))
                     entry[v] = {"runs": len(cell), "diverged": sum(r["diverged"] for r in cell), "rate": rate,
                                 "rate_ci": [low, high],
                                 **{f: summarize([r[f] for r in cell]).to_dict() for f in ("largest_rise", "late_up", "final")}}
                 table.append(entry)
     clipped = [(lr, b, True) for lr in s.stress_lrs for b in s.stress_batches]
-    rows = [dict(r, late_up=None if r["diverged"] else upward_movement(late_readings(r))) for r in rows]
+    rows = [settled(r) for r in rows]
     comparisons = []
     for field, question, primary in (
         ("largest_rise", "largest rise above the running best, mean over the clipped grid", True),

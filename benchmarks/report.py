@@ -273,7 +273,8 @@ def _stress(results: dict, out: Path, report_path: Path) -> list[str]:
         return lines
     s = results["settings"]
     lines += [f"{s['stress_shift']}, {s['stress_steps']} steps, energy of {s['curve_n']} samples read every "
-              f"{s['stress_every']} steps. Divergence: the library's rule stopped the run. Largest rise: how far the curve "
+              f"{s['stress_every']} steps. Divergence: the library's rule stopped the run, or a reading exceeded 1,000 times the "
+              "first (a blow-up the loss rule did not catch in time). Largest rise: how far the curve "
               "climbed above its best so far (spikes). Late jitter: the curve's total upward movement over the last 20% of "
               "steps, where both methods train on the target alone (a steady descent reads 0).", ""]
     rows = []

@@ -18,7 +18,7 @@ import torch
 from benchmarks import run as bench_run
 from benchmarks.common import VARIANTS, nn_distance_ratio
 from benchmarks.exp_speed import ReferenceLoop
-from benchmarks.exp_stress import largest_rise, late_readings, upward_movement
+from benchmarks.exp_stress import largest_rise, late_readings, settled, upward_movement
 from benchmarks.parallel import Job, Runner
 from benchmarks.protocol import PRIMARY, evaluate
 from benchmarks.settings import EXPERIMENTS, full, quick
@@ -149,6 +149,11 @@ def test_largest_rise_is_the_climb_above_the_running_best():
     assert upward_movement([3.0, 2.0, 1.0]) == 0.0  # a late descent is not jitter
     row = {"steps": 500, "every": 50, "curve": [float(k) for k in range(11)]}
     assert late_readings(row) == [8.0, 9.0, 10.0]  # steps 400, 450 and 500
+    calm = {"steps": 500, "every": 50, "curve": [0.2] * 8 + [0.1, 0.15, 0.12], "diverged": False, "largest_rise": 0.05,
+            "final": 0.12}
+    assert settled(calm)["diverged"] is False and settled(calm)["late_up"] == pytest.approx(0.05)
+    blown = dict(calm, curve=[0.2] * 10 + [5e3])  # flung off the data without tripping the loss rule
+    assert settled(blown)["diverged"] and settled(blown)["blew_up"] and settled(blown)["largest_rise"] is None
 
 
 def test_protocol_holm_corrects_only_the_primary_endpoints():
