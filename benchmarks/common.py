@@ -122,6 +122,17 @@ def drive(trainer: Trainer, steps: list[int], evaluate: Callable[[FlowModel, int
     return Driven(evals, seconds, diverged_at, time.monotonic() - wall, losses)
 
 
+def train_to_end(trainer: Trainer) -> bool:
+    """Run ``trainer`` to its last step and close it; True when the library's rule stopped it as diverged."""
+    try:
+        trainer.run()
+    except TrainingDiverged:
+        return True
+    finally:
+        trainer.close()
+    return False
+
+
 def mean_nn_distance(points: torch.Tensor, reference: torch.Tensor, chunk: int = 2048) -> float:
     """Mean over ``points`` of the Euclidean distance to the nearest row of ``reference``."""
     ref = reference.reshape(len(reference), -1).double()

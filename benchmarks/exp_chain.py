@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from benchmarks.common import MODEL, energy, from_numpy_state, run_config
+from benchmarks.common import MODEL, energy, from_numpy_state, run_config, train_to_end
 from benchmarks.context import Context
 from benchmarks.parallel import Job
 from benchmarks.settings import Settings
 from benchmarks.stats import aligned, summarize
 from benchmarks.store import fingerprint
 from benchmarks.targets import Target, TargetTask
-from gft.core.training import TrainingDiverged
 from gft.tasks.runs import make_trainer
 
 NAME = "chain"
@@ -46,13 +45,9 @@ def run_chain_2d(task: ChainRun, state: dict, references: dict) -> dict:
         config = run_config(task.variant, task.steps, batch=task.batch, seed=task.seed + 1000 * stage,
                                                callback_every=task.steps)
         trainer = make_trainer(TargetTask(Target(target), task.pool_size, task.eval_n), config, base=model)
-        try:
-            trainer.run()
-        except TrainingDiverged:
+        if train_to_end(trainer):
             diverged_stage = stage
             break
-        finally:
-            trainer.close()
         model = trainer.result_model
         readings.append({law: energy(model, references[law], task.eval_n, task.seed) for law in task.chain[: stage + 1]})
     return {**asdict(task), "readings": readings, "diverged_stage": diverged_stage}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from benchmarks.common import MODEL, from_numpy_state, nn_distance_ratio, run_config, samples
+from benchmarks.common import MODEL, from_numpy_state, nn_distance_ratio, run_config, samples, train_to_end
 from benchmarks.context import Context
 from benchmarks.parallel import Job
 from benchmarks.settings import Settings
@@ -21,7 +21,6 @@ from benchmarks.stats import aligned, summarize
 from benchmarks.store import fingerprint
 from benchmarks.targets import Shift, TargetTask
 from gft.core.schedules import lambda_of_tau
-from gft.core.training import TrainingDiverged
 from gft.tasks.runs import Monitor, best_point, best_weights, make_trainer
 
 NAME = "fewshot"
@@ -67,13 +66,7 @@ def run_fewshot(task: FewshotRun, state: dict, reference) -> dict:
     config = run_config(task.variant, task.steps, batch=task.batch, seed=task.seed, callback_every=task.every)
     monitor = Monitor(eval_every=task.every, eval_points=task.curve_n, val_fraction=task.val_fraction)
     trainer = make_trainer(target_task, config, base=pretrained, limit=task.size, monitor=monitor)
-    diverged = False
-    try:
-        trainer.run()
-    except TrainingDiverged:
-        diverged = True
-    finally:
-        trainer.close()
+    diverged = train_to_end(trainer)
     train = trainer.target
     keeper = best_weights(trainer)
     best = best_point(trainer.history)

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from benchmarks.common import MODEL, energy, from_numpy_state, run_config, straightness
+from benchmarks.common import MODEL, energy, from_numpy_state, run_config, straightness, train_to_end
 from benchmarks.context import Context
 from benchmarks.parallel import Job
 from benchmarks.settings import Settings
 from benchmarks.stats import aligned, summarize
 from benchmarks.store import fingerprint
 from benchmarks.targets import Shift, TargetTask
-from gft.core.training import TrainingDiverged
 from gft.tasks.runs import make_trainer
 
 NAME = "straight"
@@ -51,12 +50,7 @@ def run_straight(task: StraightRun, state: dict, reference) -> dict:
         config = run_config(task.variant, task.steps, batch=task.batch, seed=task.seed, coupling="independent",
                                                callback_every=task.steps)
         trainer = make_trainer(TargetTask(Shift(task.shift).target, task.pool_size, task.eval_n), config, base=model)
-        try:
-            trainer.run()
-        except TrainingDiverged:
-            diverged = True
-        finally:
-            trainer.close()
+        diverged = train_to_end(trainer)
         model = trainer.result_model
     if diverged:
         return {**asdict(task), "diverged": True}

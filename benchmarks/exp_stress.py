@@ -94,11 +94,8 @@ def run_stress(task: StressRun, state: dict, curve_reference: EnergyReference) -
     curve = [driven.evals[s] for s in steps if s in driven.evals]
     finite = [v for v in curve if math.isfinite(v)]
     diverged = driven.diverged_at is not None or len(finite) < len(steps)
-    late = [driven.evals[s] for s in steps if s >= task.steps * 4 // 5 and s in driven.evals]
     return {**asdict(task), "curve": curve, "diverged": diverged, "diverged_at": driven.diverged_at,
-            "largest_rise": None if diverged else largest_rise(curve),
-            "late_sd": None if diverged else float(np.std(late, ddof=1)),
-            "final": None if diverged else curve[-1]}
+            "largest_rise": None if diverged else largest_rise(curve), "final": None if diverged else curve[-1]}
 
 
 def _runs(settings: Settings) -> list[StressRun]:

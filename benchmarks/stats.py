@@ -75,16 +75,6 @@ class Paired:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def verdict(self, lower_is_better: bool = True, adjusted: bool = True) -> str:
-        """'A better', 'A worse' or 'no difference detected' at ALPHA (Holm-adjusted when available)."""
-        p = self.p_holm if adjusted and self.p_holm is not None else self.p
-        if p is None or self.diff is None:
-            return f"too few pairs ({self.n})"
-        if p >= ALPHA:
-            return "no difference detected"
-        a_lower = self.diff < 0
-        return "A better" if a_lower == lower_is_better else "A worse"
-
 
 def aligned(a: dict, b: dict) -> tuple[list, list]:
     """Two seed -> value maps as lists over the seeds of either (a seed missing on one side reads None)."""
