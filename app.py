@@ -6,6 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from gft.app.layout import compact_frame
 from gft.app.run_status import runs_sidebar
 from gft.app.session import app_device, device_label, page_defaults
 
@@ -40,6 +41,7 @@ _one_cpu_thread_per_op()
 # A local file, not a Material icon name: for a page icon Streamlit fetches the symbol's SVG from
 # fonts.gstatic.com, and the app must make no external request (it must work offline).
 st.set_page_config(page_title="GFT explorer", page_icon=str(ROOT / "assets" / "icon.png"), layout="wide")
+compact_frame()
 
 # Only the pages that exist: the explorer grows page by page.
 pages = [

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from gft.app.layout import CONTROLS_KEY, FIGURE_KEY, INTRO_KEY
+
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +108,16 @@ def _no_exception(page) -> None:
     assert errors.count() == 0, errors.first.inner_text()[:500]
 
 
+def _assert_one_screen(page) -> None:
+    """The page's intro, key controls and main figure all lie on the first 1440 x 900 screen (no scrolling)."""
+    for key in (INTRO_KEY, CONTROLS_KEY, FIGURE_KEY):
+        box = page.locator(f".st-key-{key}").first.bounding_box()
+        assert box is not None, f"no {key} block on the page"
+        assert box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"] + 1, f"{key} spans y {box['y']:.0f} to {box['y'] + box['height']:.0f}"
+    plot = page.locator(f".st-key-{FIGURE_KEY} .js-plotly-plot").first.bounding_box()
+    assert plot["height"] >= 300 and plot["width"] >= 400, f"the main figure is only {plot['width']:.0f} x {plot['height']:.0f} px"
+
+
 @pytest.mark.parametrize("path,heading", list(PAGES.items()))
 def test_every_page_opens(server, browser, path, heading):
     external: list[str] = []
@@ -114,12 +126,11 @@ def test_every_page_opens(server, browser, path, heading):
         page.get_by_role("heading", name=heading).first.wait_for()
         # app.py's frame (sidebar badge) must be there even on a deep link to a fresh server.
         page.get_by_text("GFT explorer").or_(page.get_by_text("Gradual fine-tuning (GFT)")).first.wait_for()
-        # Let the first rerun settle (charts drawn), then check nothing blew up.
-        # Some charts sit in collapsed expanders: wait for one to be drawn, not for it to be visible.
-        if path not in ("annealing_exactly", "chains"):  # they draw nothing before a prediction / a Start
-            page.locator(".js-plotly-plot").first.wait_for(state="attached", timeout=120_000)
+        # Let the first rerun settle (the main figure drawn), then check nothing blew up.
+        page.locator(f".st-key-{FIGURE_KEY} .js-plotly-plot").first.wait_for(timeout=120_000)
         page.wait_for_timeout(1500)
         _no_exception(page)
+        _assert_one_screen(page)
         # What fits 1440 x 900 (Streamlit scrolls inside its own container: a full-page shot would be the same picture).
         page.screenshot(path=str(SHOTS / f"page_{path or 'start_here'}.png"))
         assert not external, f"requests leaving the machine: {external[:3]}"  # e.g. a Material page icon from fonts.gstatic.com
