@@ -195,14 +195,16 @@ def _run_training(args, method: str, task: Task, base=None, model_config=None, e
         raise ValueError("--keep best chooses by validation energy: give --val-fraction too")
     monitor = Monitor(eval_every=max(args.eval_every, 0), eval_points=1000, val_fraction=args.val_fraction)
     shard = distributed.setup(resolve_device(config.device))  # None unless started by torchrun with 2+ processes
+    finished = False
     try:
         trainer = make_trainer(task, config, base=base, model_config=model_config, limit=args.limit, monitor=monitor, shard=shard)
         try:
             result = trainer.run(callback=_progress(args.json or not distributed.is_main_process(), task.metric))
         finally:
             trainer.close()
+        finished = True
     finally:
-        distributed.teardown()
+        distributed.teardown(finished)
     chosen, keep = trainer.result_model, {}
     best = best_point(result.history)
     if best is not None:

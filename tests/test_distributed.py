@@ -100,7 +100,9 @@ def _torchrun(args: list[str], port: int) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(port), "-m", "gft", *args]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    # A rank's own last words ("terminate called ...") come before torchrun's long summary: keep both.
+    said = [line for line in proc.stderr.splitlines() if "terminate" in line or "Error" in line or "error:" in line]
+    assert proc.returncode == 0, "\n".join(said[-10:]) + "\n...\n" + proc.stderr[-1500:]
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert len(lines) == 1  # one report, from rank 0 (rank 1 prints nothing)
     return json.loads(lines[0])
