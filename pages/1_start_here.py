@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from gft.app import gallery
+from gft.app import gallery, layout
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
@@ -26,14 +26,14 @@ DEMO = TrainConfig(
 DEMO_MONITOR = Monitor(eval_every=60, eval_points=500, particles=400, trajectory_steps=24)
 
 w.ensure_app_frame()
-st.title("Gradual fine-tuning of flow models")
-st.markdown(
-    "**GFT** moves a pretrained flow model to new data by regressing onto the blend **(1 − λ)·target + λ·f_pre** "
-    "of the new data's drift and the pretrained drift f_pre, with **λ = τ / (1 + τ)**, and lowering the temperature τ to 0. "
-    "Pick a question below: each opens at once from results shipped with the app, and *Train it live* re-runs it here."
+layout.page_header(
+    "Gradual fine-tuning of flow models",
+    "GFT moves a pretrained flow to new data by regressing onto the blend (1 − λ)·target + λ·f_pre, λ = τ / (1 + τ), "
+    "while lowering the temperature τ to 0. Pick a question: each opens at once from shipped results.",
 )
-gallery.cards()
-gallery.opened()
+with layout.key_controls():
+    gallery.cards()
+figure_block = layout.main_figure()  # the opened scenario, or else the one-click demo
 
 with st.expander("Why the blend: the derivation in five lines"):
     st.markdown(
@@ -62,28 +62,20 @@ base = pick.base_from_name(DEMO_BASE)
 def intro_figure(key: str, _payload: bytes):
     paths = res.model_paths(key, _payload, n=300, steps=40)
     return figures.clouds_figure(
-        res.model_cloud(key, _payload), res.preset_points(DEMO_TARGET), paths, n_paths=60, height=440,
+        res.model_cloud(key, _payload), res.preset_points(DEMO_TARGET), paths, n_paths=60, height=380,
         names=(f"pretrained model ({DEMO_BASE})", f"new target ({DEMO_TARGET})"),
     )
 
 
-st.subheader("One-click demo")
-left, right = st.columns([3, 2])
-with left:
-    st.plotly_chart(intro_figure(base.key, base.payload), key="start_intro")
-with right:
+def demo_text() -> None:
     st.markdown(
-        f"""
-**The picture.** Grey: samples of a flow pretrained on *{DEMO_BASE}*. Blue lines: its trajectories from noise
-(t = 0) to data (t = 1). Orange: samples of a new target, *{DEMO_TARGET}*. Fine-tuning must bend those
-trajectories onto the orange modes.
-
-**The demo** fine-tunes a copy of this model on {DEMO_TARGET} with GFT: {DEMO.steps} steps, schedule
-`{DEMO.schedule}` (τ = 4, 2, 1, then 0 for the last {DEMO.final_fraction:.0%}), exact minibatch OT coupling,
-seed {DEMO.seed}. Then it plays the drift moving, one frame per snapshot.
-"""
+        f"**The picture.** Grey: a flow pretrained on *{DEMO_BASE}*; blue: its paths from noise (t = 0) to data (t = 1); "
+        f"orange: a new target, *{DEMO_TARGET}*. Fine-tuning must bend the paths onto the orange modes."
     )
-    st.info(f"Training runs on **{device_label()}**, in the background: you can keep using the page.")
+    st.caption(
+        f"**The one-click demo** fine-tunes a copy with GFT: {DEMO.steps} steps, schedule `{DEMO.schedule}` (τ = 4, 2, 1, "
+        f"then 0 for the last {DEMO.final_fraction:.0%}), exact minibatch OT, seed {DEMO.seed}, on {device_label()} in the background."
+    )
 
 
 def start(paused: bool) -> bool:
@@ -95,31 +87,47 @@ def start(paused: bool) -> bool:
     return False
 
 
-w.job_controls(OWNER, start, full=False, run_name=RUN)
+def demo_result(run) -> bool:
+    """The finished demo's animation in the main figure block (False when there is nothing to animate)."""
+    if not run.frames:
+        return False
+    anim = w.memo(OWNER, "anim", params["token"], lambda: figures.trajectory_animation(
+        run.frames, params["pre_cloud"], params["target_cloud"], schedule=w.schedule_curve(DEMO), height=layout.FIGURE_HEIGHT - 60),
+        spinner="Building the animation ...")
+    shown_after = w.memo(OWNER, "shown_after", params["token"], lambda: w.elapsed_since_start(params))
+    left, right = figure_block.columns([3, 2])
+    left.plotly_chart(anim, key="start_anim")
+    w2 = [r["w2"] for r in run.history if r.get("w2") is not None]
+    with right:
+        st.markdown(
+            f"**The drift moving.** Press ▶ Play or drag the slider: each frame is a training snapshot; the same "
+            f"{DEMO_MONITOR.particles} noise seeds flow along the drift learned so far and land on the dots."
+        )
+        w.job_controls(OWNER, start, full=False, run_name=RUN)
+        if len(w2) > 1:
+            st.metric("W2 to the target (lower: closer)", f"{w2[-1]:.2f}", delta=f"{w2[-1] - w2[0]:+.2f} since the start",
+                      delta_color="inverse")
+        if shown_after is not None:
+            st.caption(f"Animation ready {shown_after:.1f} s after Start. Next: **Gradual fine-tune** (sidebar) lets you pick "
+                       "the model, target, schedule and coupling yourself.")
+    return True
+
+
 slot = job_slot()
 params = slot.params_for(OWNER)
-view = w.live_panel(OWNER, RUN, params.get("target_cloud"))
-
-if view is not None and view.state in ("done", "stopped") and params:
-    run = view.run(RUN)
-    if run.frames:
-        anim = w.memo(OWNER, "anim", params["token"], lambda: figures.trajectory_animation(
-            run.frames, params["pre_cloud"], params["target_cloud"], schedule=w.schedule_curve(DEMO)),
-            spinner="Building the animation ...")
-        shown_after = w.memo(OWNER, "shown_after", params["token"], lambda: w.elapsed_since_start(params))
-        left, right = st.columns([3, 2])
-        left.plotly_chart(anim, key="start_anim")
-        w2 = [r["w2"] for r in run.history if r.get("w2") is not None]
+if not gallery.is_open():
+    job = slot.for_page(OWNER)
+    view = job.view() if job is not None else None
+    finished = view is not None and view.state in ("done", "stopped") and bool(params)
+    if not (finished and demo_result(view.run(RUN))):
+        if finished:
+            figure_block.warning("The demo was stopped before its first snapshot.")
+        left, right = figure_block.columns([3, 2])
+        left.plotly_chart(intro_figure(base.key, base.payload), key="start_intro")
         with right:
-            st.markdown(
-                f"**The drift moving.** Press ▶ Play or drag the slider. Each frame is one training snapshot: the same "
-                f"{DEMO_MONITOR.particles} noise seeds flow along the current drift (faint lines, t from 0 to 1) and "
-                "land on the dots. The label in the corner gives the step, τ and λ."
-            )
-            if len(w2) > 1:
-                st.metric("W2 to the target", f"{w2[-1]:.2f}", delta=f"{w2[-1] - w2[0]:+.2f} since the start", delta_color="inverse")
-            if shown_after is not None:
-                st.caption(f"Animation ready {shown_after:.1f} s after Start.")
-            st.markdown("Next: **Gradual fine-tune** (sidebar) lets you pick the model, target, schedule and coupling yourself.")
-    else:
-        st.warning("The demo was stopped before its first snapshot.")
+            demo_text()
+            w.job_controls(OWNER, start, full=False, run_name=RUN)
+        w.live_panel(OWNER, RUN, params.get("target_cloud"))
+else:
+    with figure_block:
+        gallery.opened()

@@ -218,11 +218,17 @@ def test_gallery_opens_a_scenario_from_shipped_results_and_its_schedule_marker_p
         assert box is not None and box["y"] + box["height"] <= VIEWPORT["height"] + 40, box
         before = page.evaluate(STRIP_MARKER)
         play.first.click()
-        page.wait_for_timeout(2500)
+        page.wait_for_timeout(1200)  # well inside the play-through (about 31 frames of 120 ms), so Pause interrupts it
         after = page.evaluate(STRIP_MARKER)
         assert after["active"] > before["active"], (before, after)
         assert after["x"] and min(after["x"]) > max(before["x"]), (before, after)  # the schedule markers moved with the frames
-        assert not errors, errors  # Play queues frames without interrupting (no "undefined" promise rejection)
+        pause = page.locator(".js-plotly-plot .updatemenu-button").filter(has_text="Pause")
+        pause.first.click()  # while it plays: plotly.js rejects the interrupted Play with no reason
+        page.wait_for_timeout(300)
+        stopped = page.evaluate(STRIP_MARKER)["active"]
+        page.wait_for_timeout(1500)
+        assert page.evaluate(STRIP_MARKER)["active"] == stopped  # Pause took effect
+        assert not errors, errors  # neither Play nor Pause left an "undefined" promise rejection
         assert not external, external[:3]
         print(f"first gallery animation on screen {first_animation_s:.1f} s after the click")
     finally:

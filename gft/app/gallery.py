@@ -46,7 +46,7 @@ def thumbnail(key: str):
     """Where each run of a shipped scenario ends: one small static panel per run."""
     sc = shipped(key)
     final = {r.name: r.snapshots[-1].trajectory[-1] for r in sc.runs}
-    fig = figs.sample_panels(final, sc.target_cloud[:400], height=130, colors=distinct_colors(list(final)))
+    fig = figs.sample_panels(final, sc.target_cloud[:400], height=84, colors=distinct_colors(list(final)))
     fig.update_layout(margin=dict(l=0, r=0, t=0, b=0))
     fig.update_annotations(text="")  # run names do not fit a card; the colours match the opened animation's panels
     return fig
@@ -90,6 +90,11 @@ def cards() -> None:
             with user_errors("No shipped result"):
                 st.plotly_chart(thumbnail(sc.key), key=f"thumb_{sc.key}", config={"staticPlot": True})
             st.button("Open", key=f"open_{sc.key}", width="stretch", icon=":material/play_circle:", on_click=_open, args=(sc.key,))
+
+
+def is_open() -> bool:
+    """Whether a scenario is open (it then takes the page's main figure block)."""
+    return st.session_state.get(OPEN) is not None
 
 
 def _open(key: str | None) -> None:
@@ -162,7 +167,9 @@ def opened() -> None:
         slot = job_slot()
         live = slot.for_page(OWNER) is not None and slot.params_for(OWNER).get("scenario") == key
         c = st.columns([3, 1, 1, 1], vertical_alignment="center")
-        c[0].markdown(f"#### {sc.title}")
+        versions = ship.meta.get("versions", {})
+        c[0].caption(f"**{sc.title}** · " + (f"live re-run on this machine, seed {sc.runs[0].config.seed}" if live else
+                     f"shipped result: seed {sc.runs[0].config.seed}, torch {versions.get('torch', '?')}, scripts/make_scenarios.py"))
         if c[1].button("Train it live", key=f"live_{key}", icon=":material/model_training:", width="stretch", disabled=live,
                        help=f"Re-run these {len(sc.runs)} runs here, in the background ({sc.steps} steps each, seed {sc.runs[0].config.seed})"):
             w.launch(OWNER, live_job(sc), {"scenario": key, "target_cloud": ship.target_cloud}, label=f"scenario: {sc.title}")
@@ -180,9 +187,6 @@ def opened() -> None:
             st.markdown(f"**{sc.question}** {sc.look_for}")
             _numbers(sc, ship, {r.name: list(r.history) for r in ship.runs}, {r.name: r.best for r in ship.runs},
                      {r.name: r.diverged_at for r in ship.runs}, {r.name: r.few_step_w2 for r in ship.runs})
-            versions = ship.meta.get("versions", {})
-            st.caption(f"Shipped result: seed {sc.runs[0].config.seed}, torch {versions.get('torch', '?')}, "
-                       "scripts/make_scenarios.py. *Train it live* re-runs it on this machine.")
 
 
 def _numbers(sc: Scenario, ship: ShippedScenario, histories: dict, best: dict, diverged: dict, few: dict) -> None:
@@ -225,7 +229,6 @@ def _live(sc: Scenario, ship: ShippedScenario) -> None:
                 for run in sc.runs}, spinner="Measuring the few-step samples ...")
             _numbers(sc, ship, {n: list(r.history) for n, r in runs.items()}, {n: best_point(list(r.history)) for n, r in runs.items()},
                      {n: None for n in runs}, few)
-            st.caption("Live re-run on this machine with the shipped result's seed and settings.")
 
 
 HELPS = "sixteen_points"  # the scenario where keeping part of the pretrained drift pays off

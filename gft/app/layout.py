@@ -17,10 +17,19 @@ CSS = Path(__file__).resolve().parents[2] / "assets" / "app.css"
 FIGURE_HEIGHT = 560  # px: the main figure's height that leaves room for a header and a row of controls at 900 px
 
 
+# plotly.js rejects the promise of an animation that Pause interrupts, with no reason, and its own Play/Pause
+# buttons never catch it: the browser logged "Uncaught (in promise) undefined" on every Pause of a playing
+# animation. Only reason-less rejections are silenced; any real error still reaches the console.
+QUIET_PAUSE = ("<script>if (!window.__gftQuietPause) { window.__gftQuietPause = true; window.addEventListener("
+               "'unhandledrejection', (e) => { if (e.reason === undefined) e.preventDefault(); }); }</script>")
+
+
 def compact_frame() -> None:
-    """Less padding above the title and smaller headings (a style-only ``st.html`` takes no space)."""
+    """Less padding above the title and smaller headings (a style-only ``st.html`` takes no space), and the
+    quiet Pause of :data:`QUIET_PAUSE` (in the sidebar, where its empty block costs no figure room)."""
     if CSS.is_file():
         st.html(CSS)
+    st.sidebar.html(QUIET_PAUSE, unsafe_allow_javascript=True)
 
 
 def page_header(title: str, intro: str) -> None:
