@@ -282,3 +282,22 @@ def test_method_curves_name_every_seed_in_the_legend_in_its_method_colour():
     assert len({t.line.dash for t in seeds[:3]}) == 3  # seeds of one method differ by dash ...
     assert seeds[0].line.color != seeds[3].line.color  # ... and methods by colour
     np.testing.assert_allclose(np.asarray(seeds[1].y), curves["gft"].w2[1])
+
+
+def test_animated_paths_keep_both_ends_through_at_most_the_vertex_budget():
+    from gft.viz.style import trajectory_lines
+
+    traj = np.cumsum(np.random.default_rng(0).normal(size=(31, 5, 2)), axis=0).astype(np.float32)
+    x, y = trajectory_lines(traj, 3, vertices=11)
+    # 3 polylines of 11 vertices, NaN-separated; each starts at t = 0 and ends at t = 1 of its particle
+    parts = np.split(np.stack([x, y], 1), np.flatnonzero(np.isnan(x)))
+    paths = [p[~np.isnan(p[:, 0])] for p in parts if (~np.isnan(p[:, 0])).any()]
+    assert [len(p) for p in paths] == [11, 11, 11]
+    for i, p in enumerate(paths):
+        np.testing.assert_array_equal(p[0], traj[0, i])
+        np.testing.assert_array_equal(p[-1], traj[-1, i])
+        np.testing.assert_array_equal(p[5], traj[15, i])  # evenly spaced: vertex 5 of 10 segments is t-index 15 of 30
+    full_x, _ = trajectory_lines(traj, 3)
+    assert np.count_nonzero(~np.isnan(full_x)) == 3 * 31  # without a budget every time is kept
+    with pytest.raises(ValueError, match="vertices"):
+        trajectory_lines(traj, 3, vertices=1)

@@ -14,6 +14,7 @@ from plotly.subplots import make_subplots
 
 from gft.viz.schedule_strip import STRIP_PX, Curve, curve_from_snapshots, strip_axes, strip_lines, strip_markers
 from gft.viz.style import (
+    ANIMATED_PATH_VERTICES,
     COLORS,
     GREY,
     INK,
@@ -100,7 +101,7 @@ def training_animation(
     animated: list[int] = []
     for i, n in enumerate(names, start=1):
         traj = by_step[n][common[0]].trajectory
-        px, py = trajectory_lines(traj, paths)
+        px, py = trajectory_lines(traj, paths, ANIMATED_PATH_VERTICES)
         fig.add_trace(go.Scatter(x=px, y=py, mode="lines", line=dict(width=1, color=palette[n]), opacity=0.45, hoverinfo="skip"), row=1, col=i)
         fig.add_trace(cloud(traj[-1], n, palette[n], 3.5), row=1, col=i)
         animated += [len(fig.data) - 2, len(fig.data) - 1]
@@ -124,7 +125,7 @@ def training_animation(
         data = []
         for n in names:
             traj = by_step[n][step].trajectory
-            px, py = trajectory_lines(traj, paths)
+            px, py = trajectory_lines(traj, paths, ANIMATED_PATH_VERTICES)
             data += [go.Scatter(x=px, y=py), go.Scatter(x=f32(traj[-1][:, 0]), y=f32(traj[-1][:, 1]))]
         frames.append(go.Frame(data=data + markers(step), traces=animated, name=str(step)))
         snap = by_step[names[0]][step]

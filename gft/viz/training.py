@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 
 from gft.viz.schedule_strip import STRIP_PX, Curve, curve_from_snapshots, strip_axes, strip_lines, strip_markers
 from gft.viz.style import (
+    ANIMATED_PATH_VERTICES,
     AXIS_RANGE,
     COLORS,
     FRAME_MS,
@@ -186,13 +187,13 @@ def trajectory_animation(
     total = snaps[-1].total_steps
     labels = [snapshot_label(s.step, s.tau, s.lam, s.total_steps, temperature) for s in snaps]
     frame_names = [f"step {s.step}" for s in snaps]
-    max_paths = path_budget(max_paths, snaps[0].trajectory.shape[0])
+    max_paths = path_budget(max_paths, min(snaps[0].trajectory.shape[0], ANIMATED_PATH_VERTICES))
     run = "run"
     if temperature:
         static += strip_lines({run: schedule if schedule is not None else curve_from_snapshots(snaps)}, {}, "x2", "y2")
 
     def animated(snap, label: str) -> list[go.Scatter]:
-        px, py = trajectory_lines(snap.trajectory, max_paths)
+        px, py = trajectory_lines(snap.trajectory, max_paths, ANIMATED_PATH_VERTICES)
         ends = f32(snap.trajectory[-1, :max_particles])
         out = [
             go.Scatter(x=px, y=py, mode="lines", name="trajectories (t: 0 → 1)", line=dict(width=1, color=COLORS["path"]), hoverinfo="skip"),
