@@ -63,7 +63,7 @@ def test_couplings_page_renders_fresh():
     assert at.session_state["steps"] == 300 and at.session_state["reg"] == 1.0 and at.session_state["seed"] == 0
     panels = [s for s in _specs(at) if "xaxis2" in s["layout"]]
     assert len(panels) == 1 and _axes(panels[0]) == {"xaxis", "xaxis2", "xaxis3"}  # the couplings, one panel each
-    assert "Press Start" in at.info[0].value
+    assert any("Press Start" in c.value for c in at.caption)  # under the coupling figure, the page's first picture
 
 
 def test_couplings_page_reads_the_url_and_reports_bad_schedules():
@@ -97,6 +97,50 @@ def test_couplings_short_run_through_the_background_job(monkeypatch):
     assert (table["steps"] == 20).all() and (table["W2"] > 0).all()
     assert table.loc[table["coupling"] == "independent", "OT ms/batch"].item() == 0
     assert (table.loc[table["coupling"] != "independent", "OT ms/batch"] > 0).all()
+
+
+def test_couplings_train_on_a_drawn_target_and_measure_w2_against_it(monkeypatch):
+    from gft.app import comparisons as cmp
+    from gft.data import DataSpec
+    from gft.data.drawing import Drawing
+    from gft.evaluation.points import null_bands
+
+    monkeypatch.setattr(evaluation_task, "EVALUATION_POINTS", 200)
+    drawing = Drawing.empty().add(np.array([[-2.5, -2.0], [2.5, -2.0], [0.0, 2.5], [-2.5, -2.0]])).add(np.array([[0.0, -3.0], [0.0, 0.5]]))
+    text = drawing.encode()
+    at = _app(COUPLINGS_PAGE, cmp_src="drawing", cmp_draw=text, cmp_draw_n="400", cmp_draw_spread="0.1",
+              steps="20", batch="64", reg="5.0", seed="2")
+    reset = at.button(key="compare_couplings_reset")
+    if not reset.disabled:  # an earlier test's run is still this page's run (one job history per process)
+        reset.click().run()
+    assert not at.error, [e.value for e in at.error]
+    drawn = drawing.points(400, 0.1, seed=0)  # what the picker makes of the strokes
+    spec = cmp.points_spec(drawn)  # named by its content: the page's spec for the same points
+    np.testing.assert_array_equal(DataSpec(spec).points(0, 0).numpy(), drawn)
+    # Before a run: the coupling pairs noise with rows of the drawn cloud.
+    (coupling,) = [s for s in _specs(at) if "xaxis3" in s["layout"] and not s.get("frames")]
+    pairs = [t for t in coupling["data"] if t.get("name") == "target x1"]
+    assert len(pairs) == 3
+    x1 = np.stack([_floats(pairs[0]["x"]), _floats(pairs[0]["y"])], axis=1)
+    assert len(x1) == 64 and all(np.isclose(drawn, p, atol=1e-6).all(axis=1).any() for p in x1)
+
+    at.button(key="compare_couplings_start").click().run()
+    try:
+        _run_until(at, lambda a: len(a.dataframe) > 0, timeout=240)
+    finally:
+        _stop_job(at, "compare_couplings")
+    (anim,) = [s for s in _specs(at) if s.get("frames")]
+    target = [t for t in anim["data"] if t.get("name") == "target"][0]  # the orange cloud under every panel
+    np.testing.assert_allclose(np.stack([_floats(target["x"]), _floats(target["y"])], axis=1), drawn, atol=1e-6)
+    # W2 was measured against the drawing: the table's null band is the drawn cloud's (an 8gaussians one is far larger).
+    band = null_bands(DataSpec(spec), 200, 2)["w2"]
+    table = at.dataframe[0].value
+    assert table["W2 null top"].to_numpy() == pytest.approx(band.mean + 2 * band.sd)
+    assert band.mean + 2 * band.sd < null_bands(DataSpec("8gaussians"), 200, 2)["w2"].mean
+    assert (table["W2"] > 0).all() and (table["steps"] == 20).all()
+    # The drawing and the bound settings are still in the URL: the link reproduces this comparison.
+    assert at.query_params["cmp_draw"] in (text, [text])
+    assert at.session_state["steps"] == 20 and at.session_state["seed"] == 2 and at.session_state["cmp_src"] == "drawing"
 
 
 # ---- page 5 ------------------------------------------------------------------------------------

@@ -69,6 +69,39 @@ def test_settings_validate_and_align_evaluations_with_callbacks():
         assert 5 <= steps // s.eval_every <= 40
 
 
+def test_a_target_is_any_2d_data_spec_and_session_points_become_one(tmp_path):
+    rng = np.random.default_rng(0)
+    pts = rng.normal(size=(300, 2)).astype(np.float32) + np.array([3.0, 0.0], np.float32)
+    spec = cmp.points_spec(pts, tmp_path)
+    assert spec.startswith("file:") and cmp.points_spec(pts.copy(), tmp_path) == spec  # named by content: written once
+    assert cmp.points_spec(pts[:-1], tmp_path) != spec  # other points, another spec: a page sees changed settings
+    assert len(list(tmp_path.iterdir())) == 2  # no temporary file left behind
+    s = cmp.CompareSettings(target=spec, steps=20)
+    assert s.target == spec and cmp.CompareSettings(target="moons").target == "moons"
+    np.testing.assert_array_equal(cmp.target_cloud(spec), pts)  # small sets are drawn whole
+    assert cmp.target_cloud(spec, 50).shape == (50, 2) and cmp.target_cloud("moons", 40).shape == (40, 2)
+    # The runs train on those points and measure W2 against them (one yardstick: the whole set).
+    task = cmp.PointsTask(spec, reference_seed=0)
+    np.testing.assert_array_equal(task.pool(0).numpy(), pts)
+    np.testing.assert_array_equal(task.held_out(5).numpy(), pts)
+    # The coupling figure draws n rows of the set, not the whole file.
+    batch = probes.coupled_batch("ot", spec, n=32, seed=1)
+    assert batch.x1.shape == (32, 2) and all(np.isclose(pts, p).all(axis=1).any() for p in batch.x1)
+    for bad, message in [
+        ("nowhere", "target must be one of"),
+        ("", "target must be a registered 2D name or file:PATH"),
+        ("digits:0-4", "target must be 2D points"),
+        (f"file:{tmp_path / 'missing.npy'}", "target 'file:.*' cannot be used: data file not found"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            cmp.CompareSettings(target=bad)
+    (tmp_path / "bad.csv").write_text("1,2,3\n4,5,6\n")
+    with pytest.raises(ValueError, match="target 'file:.*bad.csv' cannot be used: .*N x 2"):
+        cmp.CompareSettings(target=f"file:{tmp_path / 'bad.csv'}")
+    with pytest.raises(ValueError, match="target points: expected an N x 2"):
+        cmp.points_spec(np.zeros((10, 3)), tmp_path)
+
+
 def test_run_sets_share_seed_schedule_and_snapshot_noise():
     model = SimpleNamespace()  # factories are lazy: nothing is built until the job's thread calls them
     s = cmp.CompareSettings(steps=100, seed=7)

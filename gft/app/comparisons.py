@@ -8,18 +8,28 @@
 
 Every run is built by :func:`gft.tasks.runs.make_trainer`; the tables that summarise finished runs are in
 :mod:`gft.evaluation.summaries`, and their evaluation in :mod:`gft.app.evaluation_task`.
+
+The target is a data spec, as the CLI's ``--data``: a registered 2D name or ``file:PATH``. Points held in
+a session (an upload, a drawing) become such a file with :func:`points_spec`, so the runs, the coupling
+figure, the null band and the evaluation all read the same set through one string.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
+
+import numpy as np
 
 from gft.core.couplings import COUPLINGS
 from gft.core.models import FlowModel
 from gft.core.training import TrainConfig, Trainer
-from gft.data import DISTRIBUTIONS
+from gft.data import DISTRIBUTIONS, DataSpec, load_points_file, sample_distribution, validate_points
 from gft.evaluation.summaries import run_name
 from gft.tasks.points import PointsTask
 from gft.tasks.runs import Monitor, make_trainer
@@ -27,6 +37,56 @@ from gft.tasks.variants import VARIANTS, variant
 
 COMPARED_METHODS = ("gft", "standard", "scratch")  # the default comparison
 LIMITS = (8, 16, 64, 256)  # the few-data choices a page offers (None: the whole pool)
+TARGETS_DIR = Path(tempfile.gettempdir()) / "gft_targets"  # session-held targets, as files every run can read
+CLOUD_POINTS, CLOUD_SEED = 1500, 123_457  # the target drawn under samples (the app's preview size and seed)
+
+
+# ---- the target ----------------------------------------------------------------------------
+def check_target(target: str) -> DataSpec:
+    """``target`` as a 2D data spec the runs can load; otherwise a ValueError naming the field and why."""
+    if not isinstance(target, str) or not target:
+        raise ValueError(f"target must be a registered 2D name or file:PATH, got {target!r}")
+    try:
+        spec = DataSpec(target)
+    except ValueError:
+        raise ValueError(f"target must be one of {sorted(DISTRIBUTIONS)} or file:PATH (N x 2 points, .npy or .csv), got {target!r}") from None
+    if spec.is_image:
+        raise ValueError(f"target must be 2D points (the runs are drawn side by side in the plane), got {target!r}")
+    if spec.is_file:
+        try:
+            load_points_file(target[len("file:"):])
+        except ValueError as exc:
+            raise ValueError(f"target {target!r} cannot be used: {exc}") from None
+    return spec
+
+
+def points_spec(points: np.ndarray, folder: Path | None = None) -> str:
+    """Points held in memory (an upload, a drawing) as a ``file:PATH`` spec of a ``.npy`` file.
+
+    The file is named by its content: the same points are written once, and changed points are a new
+    spec, so a page that compares its settings with its last run's sees the change.
+    """
+    pts = validate_points(np.asarray(points), "target points")
+    folder = TARGETS_DIR if folder is None else Path(folder)
+    path = folder / f"target-{hashlib.sha1(pts.tobytes()).hexdigest()[:16]}.npy"
+    if not path.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        # Written aside and renamed: a run or another session reading this path never sees half a file.
+        with tempfile.NamedTemporaryFile(dir=folder, suffix=".tmp", delete=False) as f:
+            np.save(f, pts)
+        os.replace(f.name, path)
+    return f"file:{path}"
+
+
+def target_cloud(target: str, n: int = CLOUD_POINTS) -> np.ndarray:
+    """Up to ``n`` points of ``target`` to draw under samples: draws of a preset, or the file's set (a seeded subset)."""
+    spec = DataSpec(target)
+    if not spec.is_file:
+        return sample_distribution(target, n, CLOUD_SEED).numpy()
+    pts = spec.points(0, 0).numpy()
+    if len(pts) <= n:
+        return pts
+    return pts[np.sort(np.random.default_rng(CLOUD_SEED).choice(len(pts), n, replace=False))]
 
 
 # ---- the runs ------------------------------------------------------------------------------
@@ -35,7 +95,7 @@ class CompareSettings:
     """The knobs shared by every run of a comparison (the pages bind them to the URL)."""
 
     pretrained: str = "shipped:moons"  # which model the runs start from (a label: the page holds the model)
-    target: str = "8gaussians"
+    target: str = "8gaussians"  # a data spec: a registered 2D name or file:PATH (see points_spec)
     schedule: str = "stages:10,0.5,5"
     final_fraction: float = 0.2
     steps: int = 600
@@ -54,8 +114,7 @@ class CompareSettings:
     val_fraction: float = 0.0  # share of those held out to pick each run's best checkpoint (0: none)
 
     def __post_init__(self) -> None:
-        if self.target not in DISTRIBUTIONS:
-            raise ValueError(f"target must be one of {sorted(DISTRIBUTIONS)}, got {self.target!r}")
+        check_target(self.target)
         if not isinstance(self.steps, int) or not 10 <= self.steps <= 200_000:
             raise ValueError(f"steps must be an integer in [10, 200000], got {self.steps!r}")
         if not 2 <= self.snapshots <= 1000:

@@ -4,6 +4,7 @@ pretrained model (shipped or this session's) and the coupling. Each returns a sm
 
 from __future__ import annotations
 
+import contextlib
 import io
 from dataclasses import dataclass, field
 
@@ -99,13 +100,25 @@ def preset_select(container, label: str, key: str, default: str = "8gaussians") 
     return container.selectbox(label, names, index=names.index(default), key=key, bind="query-params")
 
 
-def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_image: bool = True) -> DataChoice | None:
-    """Preset / points file / image; the preset name is bound to the URL. None (with a message) when unusable."""
+def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_image: bool = True, preset_key: str | None = None,
+                body=None) -> DataChoice | None:
+    """Preset / points file / image; the preset name is bound to the URL. None (with a message) when unusable.
+
+    ``preset_key`` names the preset's widget (default ``{prefix}data``), so a page whose links already bind
+    another key keeps them; ``body`` is where an uploader or the drawing canvas goes (default: under the
+    radio), e.g. a full-width container when the radio sits in a narrow column.
+    """
     kinds = ["preset", "points file"] + (["image"] if allow_image else []) + ["drawing"]
     kind = st.radio(f"{label} from", kinds, key=f"{prefix}src", horizontal=True, bind="query-params")
     if kind == "preset":
-        name = preset_select(st, label, f"{prefix}data", default)
+        name = preset_select(st, label, preset_key or f"{prefix}data", default)
         return DataChoice(label=name, spec=name, preset=name)
+    with body if body is not None else contextlib.nullcontext():
+        return _sampled_data(kind, prefix, label)
+
+
+def _sampled_data(kind: str, prefix: str, label: str) -> DataChoice | None:
+    """A target known only through points: an uploaded file, an image or a drawing."""
     if kind == "points file":
         up = st.file_uploader(f"{label}: N x 2 points (.csv or .npy)", type=["csv", "npy"], key=f"{prefix}file")
         if up is None:

@@ -106,13 +106,15 @@ class CoupledBatch:
 
 
 def coupled_batch(kind: str, target: str, n: int = 64, seed: int = 0, reg: float = 1.0) -> CoupledBatch:
-    """Draw ``n`` noise and ``n`` target points from ``seed`` and pair them with ``kind``.
+    """Draw ``n`` noise and ``n`` target points from ``seed`` and pair them with ``kind`` (``target``: a data spec).
 
     Every kind sees the same two batches for a given seed, so their pairings compare directly.
     """
     if not isinstance(n, int) or not 2 <= n <= 4096:
         raise ValueError(f"n must be an integer in [2, 4096], got {n!r}")
     x1 = DataSpec(target).points(n, seed)
+    if len(x1) > n:  # a file (an upload, a drawing) is its whole set: draw n of its rows
+        x1 = x1[torch.randperm(len(x1), generator=torch.Generator().manual_seed(seed))[:n]]
     gen = torch.Generator().manual_seed(seed + 1)
     x0 = torch.randn(x1.shape, generator=gen)
     x0, x1 = Coupling(kind, reg).pair(x0, x1, gen)
