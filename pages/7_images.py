@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from gft.app import gallery
+from gft.app import gallery, layout
 from gft.app import pickers as pick
 from gft.app import resources as res
 from gft.app import widgets as w
@@ -46,14 +46,20 @@ SCENARIOS = {
          "(python -m gft pretrain --data images:PATH ...).",
 }
 LIMITS = ("10", "50", "all")
+PREVIEW_HEIGHT = 460  # px: two 5 x 5 mosaics side by side, under the row of key controls
+ANIMATION_HEIGHT = 380  # px of digit panels: with the schedule strip (130 px) and the slider, one screen under the controls
 
 w.ensure_app_frame()
-st.title("Images: GFT on handwritten digits")
-st.caption(
-    "The same method on real data: 8×8 handwritten digits (scikit-learn's 1,797 images) and a small convnet flow. "
-    "Two runs start from the same pretrained checkpoint with the same seed: GFT anneals τ as scheduled, standard "
-    "fine-tuning trains at τ = 0 from the first step. Watch the same noise seeds turn into digits in both."
+layout.page_header(
+    "Images: GFT on handwritten digits",
+    "The same method on real data: 8×8 handwritten digits and a small convnet flow. GFT (τ annealed as scheduled) and "
+    "standard fine-tuning (τ = 0 from the first step) start from the same checkpoint and turn the same noise seeds into digits.",
 )
+controls = layout.key_controls()  # one row of settings, then what trains and Start (filled once every setting is read)
+with controls:
+    settings_row = st.columns([2, 1, 1, 1, 1])
+    what_box, start_box = st.columns([2, 3])
+figure_box = layout.main_figure()  # full width: the preview before a run, the live grids while it trains, the animation after
 
 
 @st.cache_data(show_spinner=False)
@@ -85,11 +91,11 @@ def uploaded_images(key: str, _payload: bytes, filename: str, arrays: str):
 
 def own_target() -> tuple[ImageFileTask, str]:
     """The task of the user's image file (an upload, or a path on this machine) and its cache key."""
-    c = st.columns([2, 2, 1])
-    upload = c[0].file_uploader("Image file (.npy or .npz)", type=["npy", "npz"], key="im_upload",
+    upload = st.file_uploader("Image file (.npy or .npz)", type=["npy", "npz"], key="im_upload",
                                 help="within the app's upload limit; larger files: give their path instead")
-    path = c[1].text_input("… or its path on this machine", key="im_path", placeholder="/data/mnist.npz")
-    arrays = c[2].text_input("Arrays and classes", key="im_arrays", placeholder="#x,y:0-4",
+    c = st.columns([3, 2])
+    path = c[0].text_input("… or its path on this machine", key="im_path", placeholder="/data/mnist.npz")
+    arrays = c[1].text_input("Arrays and classes", key="im_arrays", placeholder="#x,y:0-4",
                              help="for an .npz: #IMAGES, or #IMAGES,LABELS, optionally :CLASSES (labels needed); empty for a .npy")
     arrays = arrays.strip()
     if arrays and not arrays.startswith("#"):
@@ -108,61 +114,59 @@ def own_target() -> tuple[ImageFileTask, str]:
 
 
 # ---- scenario ---------------------------------------------------------------------------------------
-st.subheader("Scenario")
-c = st.columns([2, 1, 1])
-scenario = c[0].selectbox("Scenario", tuple(SCENARIOS), key="im_scenario", bind="query-params")
+scenario = settings_row[0].selectbox("Scenario", tuple(SCENARIOS), key="im_scenario", bind="query-params")
 digit, limit = 7, None
 if scenario == LIMITED:
-    digit = int(c[1].selectbox("Class", tuple(range(10)), index=7, key="im_class", bind="query-params"))
-    n_images = c[2].selectbox("Training images", LIMITS, index=1, key="im_images", bind="query-params")
+    digit = int(settings_row[3].selectbox("Class", tuple(range(10)), index=7, key="im_class", bind="query-params"))
+    n_images = settings_row[4].selectbox("Training images", LIMITS, index=1, key="im_images", bind="query-params")
     limit = None if n_images == "all" else int(n_images)
-st.caption(SCENARIOS[scenario])
+steps = int(settings_row[1].number_input("Steps", min_value=1, max_value=100_000, value=600, step=100, key="im_steps", bind="query-params"))
+seed = int(settings_row[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="im_seed", bind="query-params",
+                                        help="the same seed for both runs: the same noise, batches and initial weights"))
+with what_box:
+    st.caption(SCENARIOS[scenario])
 
-target_spec = {NEW: "digits:5-9", LIMITED: f"digits:{digit}", STYLE: "digits:0-9+invert", CHAIN: "digits:0-9+invert+thicken"}.get(scenario)
-target_task, target_key = (DigitsTask(target_spec), target_spec) if target_spec else (None, None)
-base = None  # {"key", "label", "data", "payload"}
-if scenario == OWN:
-    with user_errors("Cannot use this image file"):
-        target_task, target_key = own_target()
-        target_spec = target_task.data
-with user_errors("No pretrained model"):
+    target_spec = {NEW: "digits:5-9", LIMITED: f"digits:{digit}", STYLE: "digits:0-9+invert", CHAIN: "digits:0-9+invert+thicken"}.get(scenario)
+    target_task, target_key = (DigitsTask(target_spec), target_spec) if target_spec else (None, None)
+    base = None  # {"key", "label", "data", "payload"}
     if scenario == OWN:
-        if target_task is None:
-            raise ValueError("choose an image file first")
-        if target_task.data_shape == DIGITS_SHAPE:
-            base = {"key": "digits:0-9", "label": "shipped digits 0-9", "data": "digits:0-9", "payload": shipped_digits_payload("0-9")}
+        with user_errors("Cannot use this image file"):
+            target_task, target_key = own_target()
+            target_spec = target_task.data
+    with user_errors("No pretrained model"):
+        if scenario == OWN:
+            if target_task is None:
+                raise ValueError("choose an image file first")
+            if target_task.data_shape == DIGITS_SHAPE:
+                base = {"key": "digits:0-9", "label": "shipped digits 0-9", "data": "digits:0-9", "payload": shipped_digits_payload("0-9")}
+            else:
+                up = st.file_uploader(f"Pretrained checkpoint for {' x '.join(map(str, target_task.data_shape))} images (.pt)", type=["pt"], key="im_base_upload")
+                if up is None:
+                    raise ValueError(f"no shipped model makes images of shape {target_task.data_shape}: pretrain one "
+                                     f"(python -m gft pretrain --data {IMAGES_PREFIX}PATH ... --out base.pt) and upload it here")
+                payload = up.getvalue()
+                key = res.payload_key(payload, "base")
+                target_task.check_model(res.payload_model(key, payload).config, f"the checkpoint {up.name}")
+                base = {"key": key, "label": up.name, "data": checkpoint_from_bytes(payload, up.name).data, "payload": payload}
+        elif scenario == CHAIN:
+            last = st.session_state.get(LAST_MODEL)
+            if last is None:
+                # Any digits scenario's GFT model starts the chain (see where LAST_MODEL is set below); say so, not "style shift only".
+                raise ValueError(f"no model of this session yet: finish a run of {NEW!r}, {LIMITED!r} or {STYLE!r} first; "
+                                 "its GFT model is where the chain starts")
+            base = {"key": res.payload_key(last["payload"], "images"), "label": last["label"], "data": last["data"], "payload": last["payload"]}
         else:
-            up = st.file_uploader(f"Pretrained checkpoint for {' x '.join(map(str, target_task.data_shape))} images (.pt)", type=["pt"], key="im_base_upload")
-            if up is None:
-                raise ValueError(f"no shipped model makes images of shape {target_task.data_shape}: pretrain one "
-                                 f"(python -m gft pretrain --data {IMAGES_PREFIX}PATH ... --out base.pt) and upload it here")
-            payload = up.getvalue()
-            key = res.payload_key(payload, "base")
-            target_task.check_model(res.payload_model(key, payload).config, f"the checkpoint {up.name}")
-            base = {"key": key, "label": up.name, "data": checkpoint_from_bytes(payload, up.name).data, "payload": payload}
-    elif scenario == CHAIN:
-        last = st.session_state.get(LAST_MODEL)
-        if last is None:
-            # Any digits scenario's GFT model starts the chain (see where LAST_MODEL is set below); say so, not "style shift only".
-            raise ValueError(f"no model of this session yet: finish a run of {NEW!r}, {LIMITED!r} or {STYLE!r} first; "
-                             "its GFT model is where the chain starts")
-        base = {"key": res.payload_key(last["payload"], "images"), "label": last["label"], "data": last["data"], "payload": last["payload"]}
-    else:
-        name = "0-9" if scenario == STYLE else "0-4"
-        base = {"key": f"digits:{name}", "label": f"shipped digits {name}", "data": f"digits:{name}", "payload": shipped_digits_payload(name)}
-target_label = f"{target_spec}" + ("" if limit is None else f" ({limit} images)")
-if base is not None and target_task is not None:
-    st.markdown(f"**{base['label']}** → **{target_label}**")
+            name = "0-9" if scenario == STYLE else "0-4"
+            base = {"key": f"digits:{name}", "label": f"shipped digits {name}", "data": f"digits:{name}", "payload": shipped_digits_payload(name)}
+    target_label = f"{target_spec}" + ("" if limit is None else f" ({limit} images)")
+    if base is not None and target_task is not None:
+        st.markdown(f"**{base['label']}** → **{target_label}**")
 
-# ---- how ------------------------------------------------------------------------------------------
-st.subheader("Run settings")
-c = st.columns(4)
-steps = int(c[0].number_input("Steps", min_value=1, max_value=100_000, value=600, step=100, key="im_steps", bind="query-params"))
-batch = int(c[1].number_input("Batch", min_value=2, max_value=4096, value=128, step=32, key="im_batch", bind="query-params"))
-lr = float(c[2].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=1e-3, step=5e-4, format="%.4f", key="im_lr", bind="query-params"))
-seed = int(c[3].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="im_seed", bind="query-params"))
-coupling, reg = pick.coupling_picker("im_", default="ot")
-with st.expander("Animation and evaluation settings"):
+with st.expander("Run settings: batch, learning rate, coupling, animation and evaluation"):
+    c = st.columns(2)
+    batch = int(c[0].number_input("Batch", min_value=2, max_value=4096, value=128, step=32, key="im_batch", bind="query-params"))
+    lr = float(c[1].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=1e-3, step=5e-4, format="%.4f", key="im_lr", bind="query-params"))
+    coupling, reg = pick.coupling_picker("im_", default="ot")
     a = st.columns(5)
     grid = int(a[0].selectbox("Digits in the grid", (16, 25), index=1, key="im_grid", bind="query-params",
                               help="the same noise seeds in every frame, for both runs"))
@@ -174,19 +178,25 @@ with st.expander("Animation and evaluation settings"):
     eval_n = int(a[4].number_input("Samples for the final metrics", 20, 2000, 300, 50, key="im_eval_n", bind="query-params",
                                    help="each run is sampled this many times (50 Euler steps) after training; more is steadier and slower"))
 
-st.subheader("Temperature schedule (GFT run)")
-spec = schedule_editor("im_", total_steps=steps)
-final = edited_final_fraction("im_")
+with st.expander("Temperature schedule (GFT run): how τ falls from its start to 0"):
+    spec = schedule_editor("im_", total_steps=steps)
+    final = edited_final_fraction("im_")
 
-if base is not None and target_task is not None:
-    with st.expander("Before training: the pretrained model and the target", expanded=False), user_errors("Cannot draw the preview"):
-        st.plotly_chart(
-            fi.grid_figure({
-                f"pretrained: {base['label']} (the seeds animated below)": pretrained_grid(base["key"], base["payload"], grid, seed),
-                f"target: {target_label} (training images)": target_grid(target_key, target_task, limit, seed, grid),
-            }, height=360),
-            key="im_preview",
-        )
+
+def preview() -> None:
+    """Before a run: samples of the pretrained model (the seeds the animation will follow) beside the target's images."""
+    if base is None and target_task is None:
+        st.info("Pick a scenario with a pretrained model and a target (see the messages on the left).")
+        return
+    with user_errors("Cannot draw the preview"):
+        panels = {}
+        if base is not None:
+            panels[f"pretrained: {base['label']} (the seeds animated)"] = pretrained_grid(base["key"], base["payload"], grid, seed)
+        if target_task is not None:
+            panels[f"target: {target_label} (training images)"] = target_grid(target_key, target_task, limit, seed, grid)
+        st.plotly_chart(fi.grid_figure(panels, height=PREVIEW_HEIGHT), key="im_preview")
+        st.caption("Before training. Press Start: both runs train in the background and this figure becomes the same noise "
+                   "seeds turning into digits as each run trains.")
 
 
 def current_config(method: str) -> TrainConfig:
@@ -233,16 +243,18 @@ def start(paused: bool) -> bool:
 
 
 # ---- train ----------------------------------------------------------------------------------------
-st.subheader("Train")
-w.job_controls(OWNER, start, step_size=max(1, steps // frames))
+with start_box:
+    w.job_controls(OWNER, start, step_size=max(1, steps // frames))
 slot = job_slot()
 job = slot.for_page(OWNER)
 params = slot.params_for(OWNER)
 view = job.view() if job is not None else None
+FD_MEANING = ("FD (Fréchet distance): how far the features of generated digits are from real held-out digits, "
+              "as a digit classifier sees them; lower is closer")
 
 
 def live() -> None:
-    """Progress of both runs, loss and FD curves and the latest grids, polled while the job runs."""
+    """The latest grids of both runs and their FD curves, polled while the job runs (in the main figure's place)."""
 
     @st.fragment(run_every=None if view.finished else w.CHART_POLL_S)
     def _live() -> None:
@@ -250,19 +262,13 @@ def live() -> None:
         if job_now is None:
             return
         v = job_now.view()
-        cols = st.columns(len(v.runs))
-        for col, run in zip(cols, v.runs):
-            text = f"{run.name}: {v.state} · step {run.step}/{run.total_steps or '?'}"
-            if run.latest is not None:
-                text += f" · τ {run.latest.tau:.3g} · λ {run.latest.lam:.3f}"
-            col.caption(text)  # the state and progress bar are job_controls' (a faster fragment)
-        st.caption(f"{v.elapsed:.1f} s elapsed · FD = Fréchet distance of classifier features to held-out digits "
-                   "(256 samples, 20 Euler steps: cheap, read it against itself)")
-        left, right = st.columns([3, 2])
-        left.plotly_chart(figures.runs_curves_figure({r.name: r.history for r in v.runs}, "fd", "FD to held-out digits (cheap)"), key="im_live_curves")
         latest = {r.name: r.latest.samples for r in v.runs if r.latest is not None and r.latest.samples is not None}
         if latest:
-            right.plotly_chart(fi.grid_figure(latest, height=300), key="im_live_grid")
+            st.plotly_chart(fi.grid_figure(latest, height=360), key="im_live_grid")
+        st.caption(" · ".join(f"{r.name}: step {r.step}/{r.total_steps or '?'}" + (f", τ {r.latest.tau:.3g}" if r.latest is not None else "")
+                              for r in v.runs) + f" · {v.elapsed:.1f} s. The latest samples of each run, from the same noise seeds.")
+        st.plotly_chart(figures.runs_curves_figure({r.name: r.history for r in v.runs}, "fd", "FD to held-out digits (cheap)"), key="im_live_curves")
+        st.caption(FD_MEANING + " (256 samples, 20 Euler steps: cheap, read it against itself).")
         if v.error:
             st.error(f"The run failed: {v.error}")
         if v.finished and not view.finished:
@@ -272,15 +278,14 @@ def live() -> None:
 
 
 if view is None:
-    st.caption("Press Start to train both runs in the background; changing settings later never interrupts a run.")
+    start_box.caption("Press Start to train both runs in the background; changing settings later never interrupts a run.")
 else:
-    live()
     try:
         changed = {n: current_config(n).to_dict() for n in RUNS} != params.get("configs")
     except ValueError:
         changed = True
     if changed and not view.finished:
-        st.caption("The settings above changed since this run started; they apply to the next Start.")
+        start_box.caption("The settings changed since this run started; they apply to the next Start.")
 
 
 # ---- results -------------------------------------------------------------------------------------
@@ -299,30 +304,37 @@ def evaluate_runs(n: int) -> dict[str, dict]:
     return out
 
 
+def has_results() -> bool:
+    return view is not None and view.state in ("done", "stopped") and bool(params) and all(view.run(n).frames for n in RUNS)
+
+
+def animation() -> None:
+    """The run's main result, in the main figure's place: the same noise seeds turning into digits as training went on."""
+    runs = {name: view.run(name) for name in RUNS}
+    cfg = params["configs"]["gft"]
+    with user_errors("Cannot draw the animation"):
+        anim = w.memo(OWNER, "anim", params["token"], lambda: fi.digit_animation({n: r.frames for n, r in runs.items()}, height=ANIMATION_HEIGHT))
+        st.plotly_chart(anim, key="im_anim")
+    st.caption(
+        f"**{params['base_label']} → {params['target_label']}**, GFT schedule `{cfg['schedule']}`, {cfg['coupling']} coupling, seed {cfg['seed']}: "
+        f"the same {params['particles']} noise seeds, integrated to t = 1 by each model at each step. Press ▶ Play or drag the slider."
+    )
+
+
 def results() -> None:
     token = params["token"]
     runs = {name: view.run(name) for name in RUNS}
-    if not all(r.frames for r in runs.values()):
-        st.warning("The run ended before its first snapshot; nothing to animate.")
-        return
     configs = params["configs"]
-    cfg = configs["gft"]
-    st.subheader("Noise turning into digits")
-    st.caption(
-        f"**{params['base_label']} → {params['target_label']}**, schedule `{cfg['schedule']}` (GFT), {cfg['coupling']} coupling, "
-        f"seed {cfg['seed']}. One frame per training snapshot: the same {params['particles']} noise seeds, integrated to t = 1 "
-        "by the model as it was at that step. Press ▶ Play or drag the slider; the title gives step, τ and λ of the GFT run."
-    )
-    with user_errors("Cannot draw the animation"):
-        anim = w.memo(OWNER, "anim", token, lambda: fi.digit_animation({n: r.frames for n, r in runs.items()}))
-        st.plotly_chart(anim, key="im_anim")
-
     st.subheader("Image metrics")
     key = f"metrics:{eval_n}"
     with user_errors("Cannot evaluate the models"), st.spinner(f"Evaluating both models on {eval_n} samples ..."):
         metrics = w.memo(OWNER, key, token, lambda: evaluate_runs(eval_n))
         show_metrics(metrics)
         gallery.behind_note(metrics.get("gft", {}).get("fd"), metrics.get("standard", {}).get("fd"), "FD", key="images_behind")
+    with st.expander("FD during training"):
+        st.plotly_chart(figures.runs_curves_figure({r.name: r.history for r in runs.values()}, "fd", "FD to held-out digits (cheap)"),
+                        key="im_curves")
+        st.caption(FD_MEANING + " (256 samples, 20 Euler steps: cheap, read it against itself).")
 
     st.subheader("Inside one snapshot: scrub ODE time")
     snaps = runs["gft"].frames
@@ -376,14 +388,15 @@ def show_metrics(metrics: dict[str, dict]) -> None:
         cols = st.columns(len(metrics))
         for col, (name, m) in zip(cols, metrics.items()):
             col.markdown(f"**{fi.RUN_TITLES.get(name, name)}**")
-            col.metric("FD", f"{m['fd']:.2f}", help=f"null band (real train subsets vs held-out images): {_band(m['fd_null'])}")
+            col.metric("FD", f"{m['fd']:.2f}", help=f"{FD_MEANING}. Null band (real train subsets vs held-out images): {_band(m['fd_null'])}")
             if m.get("target_fraction") is not None:  # labelled data only
-                col.metric("share in target classes", f"{m['target_fraction']:.0%}")
-                col.metric("class entropy", f"{m['class_entropy']:.2f} nats")
-            col.metric("diversity", f"{m['diversity']:.1f}", help=f"real held-out images: {m['diversity_real']:.1f}")
+                col.metric("share in target classes", f"{m['target_fraction']:.0%}", help="the share of samples a digit classifier puts in the target's classes")
+                col.metric("class entropy", f"{m['class_entropy']:.2f} nats",
+                           help="how evenly the samples spread over the classes: higher is more even (ln 5 = 1.61 for five equal classes)")
+            col.metric("diversity", f"{m['diversity']:.1f}", help=f"the average distance between two samples (higher: more varied); real held-out images: {m['diversity_real']:.1f}")
             col.metric("NN distance ratio", f"{m['nn_distance_ratio']:.2f}", help="≪ 1: samples copy training images; ≈ 1: as far as fresh real images")
         first = next(iter(metrics.values()))
-        st.caption(f"FD null band (real train subsets vs held-out images, mean ± 2 sd): {_band(first['fd_null'])} · {first['n_samples']} samples per model, "
+        st.caption(f"{FD_MEANING}. FD null band (real train subsets vs held-out images, mean ± 2 sd): {_band(first['fd_null'])} · {first['n_samples']} samples per model, "
                    f"{first['nfe']} Euler steps · " + " · ".join(first.get("notes", [])))
         st.markdown("**FD with few Euler steps** (same noise)")
         st.dataframe({"Euler steps": list(first["fd_by_steps"]), **{n: [round(v, 2) for v in m["fd_by_steps"].values()] for n, m in metrics.items()}},
@@ -398,5 +411,16 @@ def show_metrics(metrics: dict[str, dict]) -> None:
         st.plotly_chart(fi.class_bars({n: m["class_fractions"] for n, m in metrics.items()}, classes), key="im_class_bars")
 
 
-if view is not None and view.state in ("done", "stopped") and params:
+with figure_box:
+    if has_results():
+        animation()
+    elif view is not None and not view.finished:
+        live()
+    else:
+        if view is not None and view.error:
+            st.error(f"The run failed: {view.error}")
+        elif view is not None and view.state in ("done", "stopped"):
+            st.warning("The run ended before its first snapshot; nothing to animate.")
+        preview()
+if has_results():
     results()

@@ -202,7 +202,8 @@ def test_methods_few_points_keep_validation_chosen_checkpoints():
 def test_annealing_page_hides_the_answer_until_reveal():
     at = _app(ANNEALING_PAGE)
     assert not at.error and at.session_state["tau"] == "1"
-    assert not at.get("plotly_chart") and not at.metric  # predict first
+    assert not at.metric  # predict first: the figure shows the question (both Gaussians), nothing of the answer
+    _assert_question_only(at)
     at.radio(key="guess").set_value("exactly halfway between the two means").run()
     at.button(key="reveal").click().run()
     assert not at.exception
@@ -235,7 +236,8 @@ def test_annealing_page_reveal_shows_the_exact_numbers_from_the_url():
     assert "Not quite" in at.warning[0].value  # lambda = 0.8 stays far from the target
     # a new temperature is a new question: the answer hides and the guess clears until the next reveal
     at.select_slider(key="tau").set_value("0").run()
-    assert not at.exception and not at.metric and not at.get("plotly_chart")
+    assert not at.exception and not at.metric
+    _assert_question_only(at)
     assert at.radio(key="guess").value is None and not at.button(key="reveal").disabled
     at.radio(key="guess").set_value("on the target mean").run()
     at.button(key="reveal").click().run()
@@ -245,6 +247,14 @@ def test_annealing_page_reveal_shows_the_exact_numbers_from_the_url():
     # so does moving a Gaussian
     at.number_input(key="tgt_x").set_value(2.5).run()
     assert not at.metric and at.radio(key="guess").value is None
+
+
+def _assert_question_only(at: AppTest) -> None:
+    """Before a reveal the page draws one figure, the question: no animation, no terminal law, no trail."""
+    (spec,) = _specs(at)
+    names = {t.get("name", "") for t in spec["data"]}
+    assert not spec.get("frames") and {"pretrained", "target"} <= names
+    assert not any("terminal" in n or "τ = ∞" in n for n in names), names
 
 
 def _floats(x) -> list[float]:

@@ -120,17 +120,27 @@ def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_imag
 def _sampled_data(kind: str, prefix: str, label: str) -> DataChoice | None:
     """A target known only through points: an uploaded file, an image or a drawing."""
     if kind == "points file":
-        up = st.file_uploader(f"{label}: N x 2 points (.csv or .npy)", type=["csv", "npy"], key=f"{prefix}file")
-        if up is None:
-            st.info("Upload a .csv (two numeric columns, optional header) or a .npy array of shape (N, 2), N >= 8.")
-            return None
-        with user_errors("This file cannot be used"):
-            pts = points_from_bytes(up.getvalue(), up.name)
-            st.caption(f"{len(pts)} points from {up.name}")
-            return DataChoice(label=f"upload: {up.name}", spec=f"file:{up.name}", points=pts)
-        return None
+        return points_file_picker(prefix, label)
     if kind == "drawing":
         return drawing_picker(prefix, label)
+    return image_picker(prefix, label)
+
+
+def points_file_picker(prefix: str, label: str) -> DataChoice | None:
+    """An uploaded N x 2 points file (.csv or .npy, key ``{prefix}file``); None (with a message) until usable."""
+    up = st.file_uploader(f"{label}: N x 2 points (.csv or .npy)", type=["csv", "npy"], key=f"{prefix}file")
+    if up is None:
+        st.info("Upload a .csv (two numeric columns, optional header) or a .npy array of shape (N, 2), N >= 8.")
+        return None
+    with user_errors("This file cannot be used"):
+        pts = points_from_bytes(up.getvalue(), up.name)
+        st.caption(f"{len(pts)} points from {up.name}")
+        return DataChoice(label=f"upload: {up.name}", spec=f"file:{up.name}", points=pts)
+    return None
+
+
+def image_picker(prefix: str, label: str) -> DataChoice | None:
+    """An uploaded PNG or JPEG (key ``{prefix}image``) as a density, darker = denser; None (with a message) until usable."""
     up = st.file_uploader(f"{label}: a drawing (PNG or JPEG); darker = denser", type=["png", "jpg", "jpeg"], key=f"{prefix}image")
     if up is None:
         st.info("Upload a PNG or JPEG: dark ink on a light background becomes a 2D density scaled to [-3.5, 3.5].")

@@ -9,6 +9,12 @@ from typing import Callable, Sequence
 from gft.core.models import FlowModel
 from gft.core.training import Hook, Snapshot, TrainConfig, Trainer, TrainResult
 from gft.tasks.runs import Monitor, make_trainer, task_for
+from gft.tasks.task import Task
+
+
+def stage_tasks(datas: Sequence[str | Task]) -> list[Task]:
+    """The task of each stage: a ``--data`` text, or a ready task (a drawn or uploaded 2D cloud held in memory)."""
+    return [d if isinstance(d, Task) else task_for(d) for d in datas]
 
 
 @dataclass
@@ -22,7 +28,7 @@ class ChainStage:
 
 def run_chain(
     base: FlowModel,
-    datas: Sequence[str],
+    datas: Sequence[str | Task],
     config: TrainConfig,
     limit: int | None = None,
     monitor: Monitor = Monitor(),
@@ -36,7 +42,7 @@ def run_chain(
         raise ValueError("run_chain fine-tunes: config.method must be gft, standard or scratch")
     if not datas:
         raise ValueError("run_chain needs at least one target")
-    tasks = [task_for(text) for text in datas]  # every target checked before any training
+    tasks = stage_tasks(datas)  # every target checked before any training
     for task in tasks:
         task.check_model(base.config, "the base model")
     stages: list[ChainStage] = []
@@ -62,7 +68,8 @@ class ChainTrainer:
     """A chain of fine-tunings driven like one :class:`Trainer` (``run`` in chunks, ``step``, ``done``,
     ``result``, ``close``), so an app job can pause, step and stop it and animate it end to end.
 
-    Stage ``i`` fine-tunes the model of stage ``i - 1`` on ``datas[i]`` for ``config.steps`` steps (its own
+    Stage ``i`` fine-tunes the model of stage ``i - 1`` on ``datas[i]`` (a ``--data`` text or a :class:`Task`,
+    e.g. a drawn cloud's :class:`gft.tasks.points.PointsTask`) for ``config.steps`` steps (its own
     schedule: GFT restarts its anneal on each new target). Steps, snapshots and history rows count
     across the whole chain. Every ``monitor.eval_every`` steps it measures the curve metric on *every*
     target of the chain (columns :func:`stage_metric`), so forgetting of earlier targets shows; ``w2`` is
@@ -70,12 +77,12 @@ class ChainTrainer:
     stages.
     """
 
-    def __init__(self, base: FlowModel, datas: Sequence[str], config: TrainConfig, limit: int | None = None, monitor: Monitor = Monitor()) -> None:
+    def __init__(self, base: FlowModel, datas: Sequence[str | Task], config: TrainConfig, limit: int | None = None, monitor: Monitor = Monitor()) -> None:
         if config.method not in ("gft", "standard", "l2sp"):
             raise ValueError(f"a chain fine-tunes: config.method must be gft, standard or l2sp, got {config.method!r}")
         if not 2 <= len(datas) <= 10:
             raise ValueError(f"a chain needs 2 to 10 targets, got {len(datas)}")
-        self.tasks = [task_for(text) for text in datas]
+        self.tasks = stage_tasks(datas)
         for task in self.tasks:
             task.check_model(base.config, "the base model")
         self.stage_config = config

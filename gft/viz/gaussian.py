@@ -58,6 +58,7 @@ def annealing_figure(
     seed: int = 0,
     start_index: int | None = None,
     trail: list | None = None,
+    height: int = 640,
 ) -> go.Figure:
     """The exact blended flow at weight ``lam``: drift arrows and particles at time t (Plotly slider over t),
     the law at t, and the pretrained, target and terminal Gaussians at 1 and 2 sigma.
@@ -128,9 +129,37 @@ def annealing_figure(
     # Below the tick labels, starting at frame i0 (the figure's initial state).
     menus, sliders = play_controls([f.name for f in fig.frames], [f"t = {t:.2f}" for t in ts], y=-0.07, gap=10, active=i0)
     fig.update_layout(
-        updatemenus=menus, sliders=sliders, height=640, template="plotly_white",
+        updatemenus=menus, sliders=sliders, height=height, template="plotly_white",
         margin=dict(l=10, r=10, t=10, b=120), legend=dict(orientation="h", y=1.02, yanchor="bottom"),
     )  # fmt: skip
+    fix_square_axes(fig, xr, yr, tick_labels=True)
+    return fig
+
+
+def setting_figure(pre: gauss.Gaussian, target: gauss.Gaussian, question: str = "", height: int = 560) -> go.Figure:
+    """The question before its answer: the noise N(0, I) the flow starts from, the pretrained and target laws at 1
+    and 2 sigma, and the segment between their means (where most answers lie). Nothing of the flow or of its
+    terminal law, which :func:`annealing_figure` reveals."""
+    source = gauss.Gaussian(np.zeros(2), np.eye(2))
+    fig = go.Figure()
+    for tr in _ellipse_traces(source, with_alpha(BLUE, 0.45), "noise N(0, I): where the flow starts (t = 0)", "dot", width=1.5):
+        fig.add_trace(tr)
+    for tr in _ellipse_traces(pre, GREY, "pretrained", "dash"):
+        fig.add_trace(tr)
+    for tr in _ellipse_traces(target, ORANGE, "target", "dash"):
+        fig.add_trace(tr)
+    means = np.stack([target.mean, pre.mean])
+    fig.add_trace(go.Scatter(
+        x=f32(means[:, 0]), y=f32(means[:, 1]), mode="lines+markers+text", name="the two means", text=["target mean", "pretrained mean"],
+        textposition="bottom center", textfont=dict(size=11), marker=dict(size=8, color=[ORANGE, GREY]),
+        line=dict(color=with_alpha(RED, 0.5), width=1.5, dash="dot"), hoverinfo="skip",
+    ))  # fmt: skip
+    xr, yr = square_ranges(*[np.stack(_ellipse(g, 2.1), 1) for g in (source, pre, target)], pad=0.1, robust=False)
+    if question:
+        fig.add_annotation(text=question, x=0.5, y=0.99, xref="paper", yref="paper", xanchor="center", yanchor="top", showarrow=False,
+                           font=dict(size=14, color=RED), bgcolor="rgba(255,255,255,0.85)")
+    fig.update_layout(height=height, template="plotly_white", margin=dict(l=10, r=10, t=10, b=10),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom"))
     fix_square_axes(fig, xr, yr, tick_labels=True)
     return fig
 
