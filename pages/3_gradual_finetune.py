@@ -23,7 +23,7 @@ from gft.viz.style import snapshot_label
 OWNER = "finetune"
 RUN = "run"
 METHOD_HELP = "gft: anneal τ as scheduled · standard: plain fine-tuning (τ = 0) from the pretrained weights · scratch: τ = 0 from fresh weights"
-ANIMATION_HEIGHT = 385  # px of the square panel; the λ strip and the play controls add about 130
+ANIMATION_HEIGHT = 360  # px of the square panel and its margins; the λ strip adds 130 (all on the first screen with the text under it)
 
 w.ensure_app_frame()
 DEFAULTS = page_defaults()  # larger on a GPU (the sidebar says so)
@@ -39,13 +39,20 @@ params = slot.params_for(OWNER)
 job = slot.for_page(OWNER)
 view = job.view() if job is not None else None
 show_results = view is not None and view.state in ("done", "stopped") and bool(params)
+live = view is not None and not view.finished
 
 # ---- key controls (left) and the main figure (right) ----------------------------------------------
 left, right = st.columns([1, 2], gap="medium")
+with right:
+    main = layout.main_figure()
+below = st.container()  # under both columns
 with left:
     with layout.key_controls():
         base = pick.base_picker("ft_base")
-        target = pick.data_picker("ft_", "Target")
+        # A drawing's canvas needs room: the main figure's place until a run shows there, then under the columns.
+        canvas_in_main = not (show_results or live)
+        target = pick.data_picker("ft_", "Target", drawing_area=main if canvas_in_main else below)
+        canvas_in_main = canvas_in_main and st.session_state.get("ft_src") == "drawing"
         c = st.columns(2)
         method = c[0].selectbox("Method", ("gft", "standard", "scratch"), key="ft_method", bind="query-params", help=METHOD_HELP)
         steps = int(c[1].number_input("Steps", min_value=1, max_value=200_000, value=DEFAULTS.finetune_steps, step=100, key="ft_steps",
@@ -130,13 +137,14 @@ with start_row:
 # ---- the main figure: a preview before a run, the live panel while it trains, the drift moving after --
 def preview() -> None:
     """What a run will train: the pretrained model's samples, the target and the schedule λ(step) it will follow."""
-    pre_name = f"samples of {base.label}" if base is not None else ""
-    target_name = f"target: {target.label}" if target is not None else ""
-    st.plotly_chart(
-        figures.clouds_figure(base.cloud() if base is not None else None, target.preview() if target is not None else None,
-                              height=400, names=(pre_name, target_name)),
-        key="ft_clouds",
-    )
+    if not canvas_in_main:  # (a drawing's canvas above already shows the target)
+        pre_name = f"samples of {base.label}" if base is not None else ""
+        target_name = f"target: {target.label}" if target is not None else ""
+        st.plotly_chart(
+            figures.clouds_figure(base.cloud() if base is not None else None, target.preview() if target is not None else None,
+                                  height=400, names=(pre_name, target_name)),
+            key="ft_clouds",
+        )
     curve = None
     if spec is not None:
         try:
@@ -148,11 +156,11 @@ def preview() -> None:
         # On a short panel the legend would hide the first stage (τ max sits on the top edge): put it above the axes.
         fig.update_layout(legend=dict(y=1.02, yanchor="bottom"), margin=dict(t=36))
         st.plotly_chart(fig, key="ft_sched_main")
-    below = ("τ stays at the starting τ until you move the knob under Start" if manual_tau is not None
+    curve = ("τ stays at the starting τ until you move the knob under Start" if manual_tau is not None
              else f"τ = 0 from the first step ({method}: no pull toward the pretrained drift)" if method != "gft"
              else "τ and λ, the weight GFT gives the pretrained drift, falling to 0 over the steps")
-    st.caption(f"Grey: samples of the pretrained model. Orange: the target. Below: {below}. "
-               "Press Start: it trains in the background, and the drift moving replaces this preview.")
+    clouds = "Orange: the target you draw above." if canvas_in_main else "Grey: samples of the pretrained model. Orange: the target."
+    st.caption(f"{clouds} Below: {curve}. Press Start: it trains in the background, and the drift moving replaces this preview.")
 
 
 def drift_animation():
@@ -166,12 +174,10 @@ def drift_animation():
         run.frames, params["pre_cloud"], params["target_cloud"], height=ANIMATION_HEIGHT, schedule=w.schedule_curve(config))),
         spinner="Building the animation ...")
     st.plotly_chart(anim, key="ft_anim")
-    st.caption(
-        f"**{params['base_label']} → {params['target_label']}**: {config['method']}, schedule {config['schedule']}, "
-        f"{config['coupling']} coupling, seed {config['seed']}. Each frame is one snapshot: {params['particles']} fixed noise seeds "
-        "follow the drift learned so far to the blue dots; the strip marks λ, the pretrained drift's weight. "
-        "W2: how far the samples are from the target (0: on it)."
-    )
+    st.markdown(f":small[**{params['base_label']} → {params['target_label']}**: {config['method']}, schedule {config['schedule']}, "
+                f"{config['coupling']} coupling, seed {config['seed']}.]")
+    st.caption(f"Each frame is one snapshot: {params['particles']} fixed noise seeds follow the drift learned so far to the blue dots; "
+               "the strip marks λ, the pretrained drift's weight. W2: how far the samples are from the target (0: on it).")
     hist = list(run.history)
     w2 = [r["w2"] for r in hist if r.get("w2") is not None]
     m = st.columns(4)
@@ -187,7 +193,8 @@ def drift_animation():
 
 def beside_legend(fig):
     """The legend right of the square panel: in this column a legend on top wraps to four rows and shrinks the panel."""
-    return fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"), margin=dict(t=10))
+    # and less margin: the play controls need about 75 px under the strip, not 100.
+    return fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"), margin=dict(t=10, b=75))
 
 
 def run_config() -> dict:
@@ -199,13 +206,13 @@ def run_config() -> dict:
 
 
 anim = None
-with right, layout.main_figure():
+with main:
     if show_results:
         anim = drift_animation()
         if anim is None:
             st.warning("The run ended before its first snapshot; nothing to animate.")
             preview()
-    elif view is not None and not view.finished:
+    elif live:
         w.live_panel(OWNER, RUN, params.get("target_cloud"))
     else:
         preview()

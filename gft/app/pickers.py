@@ -99,8 +99,12 @@ def preset_select(container, label: str, key: str, default: str = "8gaussians") 
     return container.selectbox(label, names, index=names.index(default), key=key, bind="query-params")
 
 
-def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_image: bool = True) -> DataChoice | None:
-    """Preset / points file / image; the preset name is bound to the URL. None (with a message) when unusable."""
+def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_image: bool = True, drawing_area=None) -> DataChoice | None:
+    """Preset / points file / image / drawing; the preset name is bound to the URL. None (with a message) when unusable.
+
+    ``drawing_area``: a container for the drawing canvas and its settings (default: here, under the radio), e.g. the
+    page's main figure, where a canvas has room.
+    """
     kinds = ["preset", "points file"] + (["image"] if allow_image else []) + ["drawing"]
     kind = st.radio(f"{label} from", kinds, key=f"{prefix}src", horizontal=True, bind="query-params")
     if kind == "preset":
@@ -117,7 +121,7 @@ def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_imag
             return DataChoice(label=f"upload: {up.name}", spec=f"file:{up.name}", points=pts)
         return None
     if kind == "drawing":
-        return drawing_picker(prefix, label)
+        return drawing_picker(prefix, label, drawing_area)
     up = st.file_uploader(f"{label}: a drawing (PNG or JPEG); darker = denser", type=["png", "jpg", "jpeg"], key=f"{prefix}image")
     if up is None:
         st.info("Upload a PNG or JPEG: dark ink on a light background becomes a 2D density scaled to [-3.5, 3.5].")
@@ -138,11 +142,12 @@ def _lasso_strokes(state) -> list[np.ndarray]:
         return []
 
 
-def drawing_picker(prefix: str, label: str) -> DataChoice | None:
+def drawing_picker(prefix: str, label: str, area=None) -> DataChoice | None:
     """Draw a target with lasso strokes; they become ``n`` points with a chosen spread.
 
     The strokes live in the session and, encoded (:meth:`Drawing.encode`), in the URL under
     ``{prefix}draw``, so a link shares the drawing. Each new lasso adds a stroke; Undo and Clear edit them.
+    ``area``: the container to draw the canvas and its settings in (default: here).
     """
     key, url_key, seen_key, canvas_key = f"{prefix}drawing", f"{prefix}draw", f"{prefix}lasso_seen", f"{prefix}canvas"
     if key not in st.session_state:
@@ -162,7 +167,7 @@ def drawing_picker(prefix: str, label: str) -> DataChoice | None:
             with user_errors("This stroke cannot be added"):
                 st.session_state[key] = st.session_state[key].add(stroke)
     drawing: Drawing = st.session_state[key]
-    left, right = st.columns([3, 2])
+    left, right = (area if area is not None else st).columns([3, 2])
     with right:
         n = int(st.number_input("Points", 100, MAX_POINTS, 2000, 100, key=f"{prefix}draw_n", bind="query-params",
                                 help="how many target points the strokes become"))
