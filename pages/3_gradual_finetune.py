@@ -81,8 +81,7 @@ with left:
                                       help="OT couplings accept at most 4096 (their cost grows as batch²)"))
         lr = float(c[1].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=2e-3, step=5e-4, format="%.4f", key="ft_lr",
                                      bind="query-params"))
-        seed = int(c[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="ft_seed", bind="query-params",
-                                     help="the same seed and settings give the same run"))
+        seed = int(c[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="ft_seed", bind="query-params"))
     with st.expander("Animation settings"):
         particles = int(st.number_input("Particles (fixed noise seeds)", 50, 2000, DEFAULTS.particles, 50, key="ft_particles", bind="query-params",
                                         help="animated in every frame; about 2,000 is what a browser plays smoothly"))
