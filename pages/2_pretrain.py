@@ -30,12 +30,13 @@ layout.page_header(
 )
 
 
-def trajectories_figure(key: str, payload: bytes, data_cloud, label: str, show_field: bool, height: int = layout.FIGURE_HEIGHT):
+def trajectories_figure(key: str, payload: bytes, data_cloud, label: str, show_field: bool):
     """The model's trajectories with a t slider (Plotly's own, no server round trip), plus an optional velocity field."""
     def build():
         paths = res.model_paths(key, payload, n=500, steps=40)
         field = probes.velocity_field(res.payload_model(key, payload), [i / 40 for i in range(41)]) if show_field else None
-        return figures.time_scrub_figure(paths, target=data_cloud, field=field, caption=label, names=("", "training data"), height=height)
+        return figures.time_scrub_figure(paths, target=data_cloud, field=field, caption=label, names=("", "training data"),
+                                         height=layout.FIGURE_HEIGHT)
 
     return w.memo(f"{OWNER}_traj", f"field={show_field}", key, build)
 

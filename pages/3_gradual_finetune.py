@@ -104,7 +104,7 @@ def start(paused: bool) -> bool:
         st.error("Pick a pretrained model and a usable target first.")
         return False
     if spec is None:
-        st.error("Fix the temperature schedule first (see the message above).")
+        st.error("Fix the temperature schedule first (see the message under “Temperature schedule τ(step)”).")
         return False
     with user_errors("Cannot start this run"):
         config, monitor = current_config()
@@ -150,6 +150,8 @@ def preview() -> None:
             curve = current_config()[0].make_schedule().curve(300)
         except ValueError:  # e.g. an OT batch over 4096: Start says why
             curve = None
+    if spec is None:
+        st.warning("No schedule to preview: it is impossible as set (the message is under “Temperature schedule τ(step)”).")
     if curve is not None:
         fig = figures.schedule_figure(*curve, height=190)
         # On a short panel the legend would hide the first stage (τ max sits on the top edge): put it above the axes.
