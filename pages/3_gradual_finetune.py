@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from gft.app import layout, run_compare
 from gft.app import pickers as pick
 from gft.app import resources as res
-from gft.app import run_compare
 from gft.app import widgets as w
 from gft.app.downloads import history_csv
 from gft.app.sampler_panel import sampling_section
@@ -23,59 +23,71 @@ from gft.viz.style import snapshot_label
 OWNER = "finetune"
 RUN = "run"
 METHOD_HELP = "gft: anneal τ as scheduled · standard: plain fine-tuning (τ = 0) from the pretrained weights · scratch: τ = 0 from fresh weights"
+ANIMATION_HEIGHT = 360  # px of the square panel and its margins; the λ strip adds 130 (all on the first screen with the text under it)
 
 w.ensure_app_frame()
 DEFAULTS = page_defaults()  # larger on a GPU (the sidebar says so)
-st.title("Gradual fine-tuning")
-st.caption(
-    "Fine-tune a pretrained flow on samples of a new target. GFT regresses onto the blended target "
-    "(1 − λ) y + λ f_pre with λ = τ / (1 + τ) and lowers τ to 0; the animation shows the learned drift "
-    "moving from the pretrained model to the target."
+layout.page_header(
+    "Gradual fine-tuning",
+    "Fine-tune a pretrained flow on a new target. GFT regresses onto (1 − λ)·target + λ·f_pre (f_pre: the pretrained drift, "
+    "λ = τ/(1+τ)) and lowers the temperature τ to 0, so the drift moves gradually to the target.",
 )
 
-# ---- what to fine-tune, and on what ---------------------------------------------------------------
-c1, c2 = st.columns(2)
-with c1:
-    base = pick.base_picker("ft_base")
-with c2:
-    target = pick.data_picker("ft_", "Target")
-if base is not None and target is not None:
-    with st.expander("Pretrained model and target", expanded=False):
-        st.plotly_chart(
-            figures.clouds_figure(base.cloud(), target.preview(), height=380, names=(f"samples of {base.label}", f"target: {target.label}")),
-            key="ft_clouds",
-        )
+# The page's run as this script run starts: it decides what the main figure shows (preview, live, results).
+slot = job_slot()
+params = slot.params_for(OWNER)
+job = slot.for_page(OWNER)
+view = job.view() if job is not None else None
+show_results = view is not None and view.state in ("done", "stopped") and bool(params)
+live = view is not None and not view.finished
 
-# ---- how ------------------------------------------------------------------------------------------
-st.subheader("Run settings")
-c = st.columns(5)
-method = c[0].selectbox("Method", ("gft", "standard", "scratch"), key="ft_method", bind="query-params", help=METHOD_HELP)
-steps = int(c[1].number_input("Steps", min_value=1, max_value=200_000, value=DEFAULTS.finetune_steps, step=100, key="ft_steps", bind="query-params"))
-batch = int(c[2].number_input("Batch", min_value=2, max_value=65_536, value=256, step=64, key="ft_batch", bind="query-params",
-                              help="OT couplings accept at most 4096 (their cost grows as batch²)"))
-lr = float(c[3].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=2e-3, step=5e-4, format="%.4f", key="ft_lr", bind="query-params"))
-seed = int(c[4].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="ft_seed", bind="query-params"))
-coupling, reg = pick.coupling_picker("ft_")
-with st.expander("Animation settings"):
-    a = st.columns(3)
-    particles = int(a[0].number_input("Particles (fixed noise seeds)", 50, 2000, DEFAULTS.particles, 50, key="ft_particles", bind="query-params",
-                                      help="animated in every frame; about 2,000 is what a browser plays smoothly"))
-    euler = int(a[1].number_input("Euler steps per trajectory", 4, 100, 30, 2, key="ft_euler", bind="query-params"))
-    frames = int(a[2].number_input("Frames (snapshots)", 10, 100, 60, 10, key="ft_frames", bind="query-params"))
+# ---- key controls (left) and the main figure (right) ----------------------------------------------
+left, right = st.columns([1, 2], gap="medium")
+with right:
+    main = layout.main_figure()
+below = st.container()  # under both columns
+with left:
+    with layout.key_controls():
+        base = pick.base_picker("ft_base")
+        # A drawing's canvas needs room: the main figure's place until a run shows there, then under the columns.
+        canvas_in_main = not (show_results or live)
+        target = pick.data_picker("ft_", "Target", drawing_area=main if canvas_in_main else below)
+        canvas_in_main = canvas_in_main and st.session_state.get("ft_src") == "drawing"
+        c = st.columns(2)
+        method = c[0].selectbox("Method", ("gft", "standard", "scratch"), key="ft_method", bind="query-params", help=METHOD_HELP)
+        steps = int(c[1].number_input("Steps", min_value=1, max_value=200_000, value=DEFAULTS.finetune_steps, step=100, key="ft_steps",
+                                      bind="query-params"))
+        coupling, reg = pick.coupling_picker("ft_")
+        start_row = st.container()  # Start / Pause / ...: drawn below, once every setting has been read
 
-manual_tau = None  # manual annealing: the starting τ of a knob the user moves while it trains
-if method == "gft":
-    st.subheader("Temperature schedule")
-    if st.toggle("Manual annealing: set τ yourself while it trains", key="ft_manual", bind="query-params",
-                 help="the run starts at this τ; a knob under Start sets the τ of the next steps; what you did is recorded"):
-        manual_tau = float(st.select_slider("Starting τ", TAU_STOPS, value=4.0, key="ft_manual_tau0", bind="query-params"))
-        spec = f"constant:{manual_tau:g}"
-    else:
-        spec = schedule_editor("ft_", total_steps=steps)
-else:
-    st.info(f"Method {method!r} trains at τ = 0 throughout (the schedule applies to GFT only).")
-    spec = "constant:0"
-final = edited_final_fraction("ft_")
+    # ---- advanced settings, folded under the key controls --------------------------------------------
+    manual_tau = None  # manual annealing: the starting τ of a knob the user moves while it trains
+    with st.expander("Temperature schedule τ(step)" if method == "gft" else "Temperature schedule (GFT only)"):
+        if method == "gft":
+            if st.toggle("Manual annealing: set τ yourself while it trains", key="ft_manual", bind="query-params",
+                         help="the run starts at this τ; a knob under Start sets the τ of the next steps; what you did is recorded"):
+                manual_tau = float(st.select_slider("Starting τ", TAU_STOPS, value=4.0, key="ft_manual_tau0", bind="query-params"))
+                spec = f"constant:{manual_tau:g}"
+            else:
+                # Before a run the main figure previews the schedule; once it shows a run, the editor draws its own.
+                spec = schedule_editor("ft_", total_steps=steps, preview=view is not None)
+        else:
+            st.info(f"Method {method!r} trains at τ = 0 throughout (the schedule applies to GFT only).")
+            spec = "constant:0"
+    final = edited_final_fraction("ft_")
+    with st.expander("Batch, learning rate, seed"):
+        c = st.columns(3)
+        batch = int(c[0].number_input("Batch", min_value=2, max_value=65_536, value=256, step=64, key="ft_batch", bind="query-params",
+                                      help="OT couplings accept at most 4096 (their cost grows as batch²)"))
+        lr = float(c[1].number_input("Learning rate", min_value=1e-6, max_value=1.0, value=2e-3, step=5e-4, format="%.4f", key="ft_lr",
+                                     bind="query-params"))
+        seed = int(c[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, step=1, key="ft_seed", bind="query-params"))
+    with st.expander("Animation settings"):
+        particles = int(st.number_input("Particles (fixed noise seeds)", 50, 2000, DEFAULTS.particles, 50, key="ft_particles", bind="query-params",
+                                        help="animated in every frame; about 2,000 is what a browser plays smoothly"))
+        a = st.columns(2)
+        euler = int(a[0].number_input("Euler steps per trajectory", 4, 100, 30, 2, key="ft_euler", bind="query-params"))
+        frames = int(a[1].number_input("Frames (snapshots)", 10, 100, 60, 10, key="ft_frames", bind="query-params"))
 
 
 def current_config() -> tuple[TrainConfig, Monitor]:
@@ -92,7 +104,7 @@ def start(paused: bool) -> bool:
         st.error("Pick a pretrained model and a usable target first.")
         return False
     if spec is None:
-        st.error("Fix the temperature schedule first (see the message above).")
+        st.error("Fix the temperature schedule first (see the message under “Temperature schedule τ(step)”).")
         return False
     with user_errors("Cannot start this run"):
         config, monitor = current_config()
@@ -108,60 +120,113 @@ def start(paused: bool) -> bool:
     return False
 
 
-st.subheader("Train")
-w.job_controls(OWNER, start, step_size=max(1, steps // frames), run_name=RUN)
-slot = job_slot()
-params = slot.params_for(OWNER)
-if params.get("manual") is not None:
-    tau_knob("ft_", slot.for_page(OWNER), RUN, params["manual"])
-view = w.live_panel(OWNER, RUN, params.get("target_cloud"))
-if view is None:
-    st.caption("Press Start to train in the background; changing settings later never interrupts a run.")
-else:
-    try:
-        changed = current_config()[0].to_dict() != params.get("config")
-    except ValueError:
-        changed = True
-    if changed and not view.finished:
-        st.caption("The settings above changed since this run started; they apply to the next Start.")
+with start_row:
+    w.job_controls(OWNER, start, step_size=max(1, steps // frames), run_name=RUN)
+    if params.get("manual") is not None:
+        tau_knob("ft_", slot.for_page(OWNER), RUN, params["manual"])
+    if view is not None and not view.finished:
+        try:
+            changed = current_config()[0].to_dict() != params.get("config")
+        except ValueError:
+            changed = True
+        if changed:
+            st.caption("The settings above changed since this run started; they apply to the next Start.")
 
 
-# ---- results -------------------------------------------------------------------------------------
+# ---- the main figure: a preview before a run, the live panel while it trains, the drift moving after --
+def preview() -> None:
+    """What a run will train: the pretrained model's samples, the target and the schedule λ(step) it will follow."""
+    if not canvas_in_main:  # (a drawing's canvas above already shows the target)
+        pre_name = f"samples of {base.label}" if base is not None else ""
+        target_name = f"target: {target.label}" if target is not None else ""
+        st.plotly_chart(
+            figures.clouds_figure(base.cloud() if base is not None else None, target.preview() if target is not None else None,
+                                  height=400, names=(pre_name, target_name)),
+            key="ft_clouds",
+        )
+    curve = None
+    if spec is not None:
+        try:
+            curve = current_config()[0].make_schedule().curve(300)
+        except ValueError:  # e.g. an OT batch over 4096: Start says why
+            curve = None
+    if spec is None:
+        st.warning("No schedule to preview: it is impossible as set (the message is under “Temperature schedule τ(step)”).")
+    if curve is not None:
+        fig = figures.schedule_figure(*curve, height=190)
+        # On a short panel the legend would hide the first stage (τ max sits on the top edge): put it above the axes.
+        fig.update_layout(legend=dict(y=1.02, yanchor="bottom"), margin=dict(t=36))
+        st.plotly_chart(fig, key="ft_sched_main")
+    curve = ("τ stays at the starting τ until you move the knob under Start" if manual_tau is not None
+             else f"τ = 0 from the first step ({method}: no pull toward the pretrained drift)" if method != "gft"
+             else "τ and λ, the weight GFT gives the pretrained drift, falling to 0 over the steps")
+    clouds = "Orange: the target you draw above." if canvas_in_main else "Grey: samples of the pretrained model. Orange: the target."
+    st.caption(f"{clouds} Below: {curve}. Press Start: it trains in the background, and the drift moving replaces this preview.")
+
+
+def drift_animation():
+    """The run's drift animation with its short reading beside it; None when the run has no snapshot."""
+    run = view.run(RUN)
+    if not run.frames:
+        return None
+    config = run_config()
+    st.subheader("The drift moving")
+    anim = w.memo(OWNER, "anim", params["token"], lambda: beside_legend(figures.trajectory_animation(
+        run.frames, params["pre_cloud"], params["target_cloud"], height=ANIMATION_HEIGHT, schedule=w.schedule_curve(config))),
+        spinner="Building the animation ...")
+    st.plotly_chart(anim, key="ft_anim")
+    st.markdown(f":small[**{params['base_label']} → {params['target_label']}**: {config['method']}, schedule {config['schedule']}, "
+                f"{config['coupling']} coupling, seed {config['seed']}.]")
+    st.caption(f"Each frame is one snapshot: {params['particles']} fixed noise seeds follow the drift learned so far to the blue dots; "
+               "the strip marks λ, the pretrained drift's weight. W2: how far the samples are from the target (0: on it).")
+    hist = list(run.history)
+    w2 = [r["w2"] for r in hist if r.get("w2") is not None]
+    m = st.columns(4)
+    m[0].metric("W2 to target", f"{w2[-1]:.3f}" if w2 else "n/a", delta=f"{w2[-1] - w2[0]:+.3f} since step 0" if len(w2) > 1 else None,
+                delta_color="inverse", help="Wasserstein-2 distance from the model's samples to held-out target points: 0 means on the target")
+    if run.result is not None:
+        m[1].metric("steps (stopped early)" if run.result.stopped else "steps", f"{run.result.steps}")
+        m[2].metric("steps / s", f"{run.result.steps_per_second:.0f}")
+        m[3].metric("OT time / batch", f"{run.result.ot_seconds_per_batch * 1e3:.1f} ms" if config["coupling"] != "independent" else "n/a",
+                    help="time to pair each noise batch with a target batch by optimal transport")
+    return anim
+
+
+def beside_legend(fig):
+    """The legend right of the square panel: in this column a legend on top wraps to four rows and shrinks the panel."""
+    # and less margin: the play controls need about 75 px under the strip, not 100.
+    return fig.update_layout(legend=dict(orientation="v", x=1.02, xanchor="left", y=1, yanchor="top"), margin=dict(t=10, b=75))
+
+
+def run_config() -> dict:
+    """The finished run's config; a manual run's schedule is what the knob recorded (replayable)."""
+    config = params["config"]
+    if params.get("manual") is not None:
+        config = dict(config, schedule=params["manual"].spec(), final_fraction=0.0)
+    return config
+
+
+anim = None
+with main:
+    if show_results:
+        anim = drift_animation()
+        if anim is None:
+            st.warning("The run ended before its first snapshot; nothing to animate.")
+            preview()
+    elif live:
+        w.live_panel(OWNER, RUN, params.get("target_cloud"))
+    else:
+        preview()
+if view is not None and view.finished:  # the loss and W2 curves of the finished run, folded
+    w.live_panel(OWNER, RUN, params.get("target_cloud"))
+
+
+# ---- below the first screen: one snapshot in ODE time, other samplers, downloads -------------------
 def results() -> None:
     run = view.run(RUN)
     token = params["token"]
-    if not run.frames:
-        st.warning("The run ended before its first snapshot; nothing to animate.")
-        return
-    config = params["config"]
-    if params.get("manual") is not None:  # what the run really followed: the knob's record, replayable
-        config = dict(config, schedule=params["manual"].spec(), final_fraction=0.0)
+    config = run_config()
     hist = list(run.history)
-    st.subheader("The drift moving")
-    anim = w.memo(OWNER, "anim", token, lambda: figures.trajectory_animation(run.frames, params["pre_cloud"], params["target_cloud"],
-                                                                                 schedule=w.schedule_curve(config)),
-                  spinner="Building the animation ...")
-    left, right = st.columns([3, 2])
-    left.plotly_chart(anim, key="ft_anim")
-    with right:
-        st.markdown(
-            f"**{params['base_label']} → {params['target_label']}**, {config['method']}, schedule `{config['schedule']}`, "
-            f"{config['coupling']} coupling, seed {config['seed']}."
-        )
-        st.caption(
-            f"Each frame is one training snapshot: the same {params['particles']} noise seeds flow along the "
-            "drift learned so far (faint lines, t from 0 to 1) and land on the dots, over the pretrained model's "
-            "samples (grey) and the target (orange). Press ▶ Play or drag the slider; the corner label gives step, τ and λ."
-        )
-        w2 = [r["w2"] for r in hist if r.get("w2") is not None]
-        m = st.columns(2)
-        m[0].metric("W2 to target", f"{w2[-1]:.3f}" if w2 else "n/a", delta=f"{w2[-1] - w2[0]:+.3f} since step 0" if len(w2) > 1 else None, delta_color="inverse")
-        if run.result is not None:
-            # The state goes in the label: a value like "509 (stopped)" was cut to "509 (stop…" in this narrow column.
-            m[1].metric("steps (stopped early)" if run.result.stopped else "steps", f"{run.result.steps}")
-            m = st.columns(2)
-            m[0].metric("steps / s", f"{run.result.steps_per_second:.0f}")
-            m[1].metric("OT time / batch", f"{run.result.ot_seconds_per_batch * 1e3:.1f} ms" if config["coupling"] != "independent" else "n/a")
 
     # A fragment: moving the snapshot slider (each arrow-key press is one rerun) or a checkbox reruns this
     # section only, not the page with its animation of several MB.
@@ -237,7 +302,7 @@ def results() -> None:
                          mime="text/html", icon=":material/movie:", on_click="ignore")
 
 
-if view is not None and view.state in ("done", "stopped") and params:
+if show_results and anim is not None:
     results()
 
 

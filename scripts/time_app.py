@@ -163,6 +163,7 @@ def measure(browser, url: str, timeout: float = 120.0) -> dict:
         page.wait_for_timeout(1000)
 
         # A widget change while training: the page must say that the settings changed.
+        page.get_by_text("Batch, learning rate, seed").first.click()  # the seed lives in this expander
         box = page.get_by_label("Seed").first
 
         def change_seed() -> None:

@@ -269,6 +269,7 @@ def test_two_runs_of_the_session_compare_side_by_side(server, browser):
     page = _open(browser, f"{server}/gradual_finetune?ft_steps=60&ft_coupling=independent&ft_particles=100&ft_frames=10")
     try:
         page.get_by_role("heading", name="Gradual fine-tuning").first.wait_for()
+        page.get_by_text("Batch, learning rate, seed").first.click()  # the seed lives in this expander
         for seed in ("1", "2"):
             box = page.get_by_label("Seed", exact=True).filter(visible=True).first
             box.fill(seed)

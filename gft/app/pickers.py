@@ -101,12 +101,13 @@ def preset_select(container, label: str, key: str, default: str = "8gaussians") 
 
 
 def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_image: bool = True, preset_key: str | None = None,
-                body=None) -> DataChoice | None:
-    """Preset / points file / image; the preset name is bound to the URL. None (with a message) when unusable.
+                body=None, drawing_area=None) -> DataChoice | None:
+    """Preset / points file / image / drawing; the preset name is bound to the URL. None (with a message) when unusable.
 
     ``preset_key`` names the preset's widget (default ``{prefix}data``), so a page whose links already bind
     another key keeps them; ``body`` is where an uploader or the drawing canvas goes (default: under the
-    radio), e.g. a full-width container when the radio sits in a narrow column.
+    radio), e.g. a full-width container when the radio sits in a narrow column; ``drawing_area`` is where the
+    drawing canvas and its settings go (default: ``body``), e.g. the page's main figure, where a canvas has room.
     """
     kinds = ["preset", "points file"] + (["image"] if allow_image else []) + ["drawing"]
     kind = st.radio(f"{label} from", kinds, key=f"{prefix}src", horizontal=True, bind="query-params")
@@ -114,15 +115,15 @@ def data_picker(prefix: str, label: str, default: str = "8gaussians", allow_imag
         name = preset_select(st, label, preset_key or f"{prefix}data", default)
         return DataChoice(label=name, spec=name, preset=name)
     with body if body is not None else contextlib.nullcontext():
-        return _sampled_data(kind, prefix, label)
+        return _sampled_data(kind, prefix, label, drawing_area)
 
 
-def _sampled_data(kind: str, prefix: str, label: str) -> DataChoice | None:
+def _sampled_data(kind: str, prefix: str, label: str, drawing_area=None) -> DataChoice | None:
     """A target known only through points: an uploaded file, an image or a drawing."""
     if kind == "points file":
         return points_file_picker(prefix, label)
     if kind == "drawing":
-        return drawing_picker(prefix, label)
+        return drawing_picker(prefix, label, drawing_area)
     return image_picker(prefix, label)
 
 
@@ -161,11 +162,12 @@ def _lasso_strokes(state) -> list[np.ndarray]:
         return []
 
 
-def drawing_picker(prefix: str, label: str) -> DataChoice | None:
+def drawing_picker(prefix: str, label: str, area=None) -> DataChoice | None:
     """Draw a target with lasso strokes; they become ``n`` points with a chosen spread.
 
     The strokes live in the session and, encoded (:meth:`Drawing.encode`), in the URL under
     ``{prefix}draw``, so a link shares the drawing. Each new lasso adds a stroke; Undo and Clear edit them.
+    ``area``: the container to draw the canvas and its settings in (default: here).
     """
     key, url_key, seen_key, canvas_key = f"{prefix}drawing", f"{prefix}draw", f"{prefix}lasso_seen", f"{prefix}canvas"
     if key not in st.session_state:
@@ -185,7 +187,7 @@ def drawing_picker(prefix: str, label: str) -> DataChoice | None:
             with user_errors("This stroke cannot be added"):
                 st.session_state[key] = st.session_state[key].add(stroke)
     drawing: Drawing = st.session_state[key]
-    left, right = st.columns([3, 2])
+    left, right = (area if area is not None else st).columns([3, 2])
     with right:
         n = int(st.number_input("Points", 100, MAX_POINTS, 2000, 100, key=f"{prefix}draw_n", bind="query-params",
                                 help="how many target points the strokes become"))
