@@ -46,7 +46,7 @@ SCENARIOS = {
          "(python -m gft pretrain --data images:PATH ...).",
 }
 LIMITS = ("10", "50", "all")
-PREVIEW_HEIGHT = 460  # px: two 5 x 5 mosaics side by side, under the row of key controls
+PREVIEW_HEIGHT = 440  # px: two 5 x 5 mosaics side by side, under the row of key controls
 ANIMATION_HEIGHT = 380  # px of digit panels: with the schedule strip (130 px) and the slider, one screen under the controls
 
 w.ensure_app_frame()
