@@ -236,10 +236,14 @@ def results() -> None:
         snaps = run.frames
         left, right = st.columns([3, 2])
         with right:
-            idx = st.select_slider(
-                "Snapshot", options=list(range(len(snaps))), value=len(snaps) - 1, key=f"ft_snap_{token[:8]}",  # fresh per run
-                format_func=lambda i: snapshot_label(snaps[i].step, snaps[i].tau, snaps[i].lam, snaps[i].total_steps),
-            )
+            # In a form: dragging or pressing arrow keys moves the slider in the browser only, and "Show" asks the
+            # server once (each key press used to queue its own rerun, and the arrows are model evaluations).
+            with st.form(f"ft_snap_form_{token[:8]}", border=False):
+                idx = st.select_slider(
+                    "Snapshot", options=list(range(len(snaps))), value=len(snaps) - 1, key=f"ft_snap_{token[:8]}",  # fresh per run
+                    format_func=lambda i: snapshot_label(snaps[i].step, snaps[i].tau, snaps[i].lam, snaps[i].total_steps),
+                )
+                st.form_submit_button("Show this snapshot", icon=":material/visibility:")
             last = idx == len(snaps) - 1 and run.result is not None and not run.result.stopped
             s = snaps[idx]
             show_blend = st.checkbox(

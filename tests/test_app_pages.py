@@ -212,6 +212,17 @@ def test_short_finetune_run_completes_in_the_background_and_animates():
     assert len(scrub["frames"][0]["data"]) == 7
     # the drift animation is the same figure after an unrelated rerun (built once per job)
     assert animations(at)[0] == drift
+    # the snapshot slider sits in a form: moving it asks the server nothing until "Show this snapshot"
+    (snap_slider,) = [s for s in at.select_slider if s.key.startswith("ft_snap_")]
+    snap_slider.set_value(0)
+    at.run()
+    assert animations(at)[1]["frames"][0]["data"][-1]["text"][0].endswith("step 40 · τ = 0 · λ = 0.000")
+    (snap_slider,) = [s for s in at.select_slider if s.key.startswith("ft_snap_")]
+    snap_slider.set_value(0)
+    at.button(key=f"FormSubmitter:ft_snap_form_{snap_slider.key[len('ft_snap_'):]}-Show this snapshot").click()
+    at.run()
+    assert not at.exception
+    assert animations(at)[1]["frames"][0]["data"][-1]["text"][0].endswith("step 0 · τ = 10 · λ = 0.909")
 
 
 def test_controls_pause_step_and_stop_a_run():
