@@ -265,7 +265,7 @@ def results() -> None:
             arrows = None
             if show_blend:
                 base_model = res.payload_model(params["base_key"], params["base_payload"])
-                arrows = probes.blend_arrows(base_model, params["target_cloud"], traj, s.lam, n=150)
+                arrows = probes.blend_arrows(base_model, params["target_cloud"], traj, s.lam, n=figures.ARROWS)
             field = None
             if show_field:
                 model = job_slot().for_page(OWNER).model(RUN)

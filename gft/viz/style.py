@@ -71,7 +71,7 @@ def with_alpha(hex_color: str, alpha: float) -> str:
 # ---- timing -------------------------------------------------------------------------------------
 FRAME_MS = 120  # per frame while playing: ~8 frames/s reads as motion without hiding the steps
 REDRAW_FRAME_MS = 250  # heatmap frames redraw the whole figure: slower, still reads as motion
-MAX_CLOUD_POINTS = 1500  # static clouds behind an animation: enough to show the shape, cheap to send
+MAX_CLOUD_POINTS = 800  # static clouds behind an animation: the shape shows, and each point is an SVG node the browser redraws on every return to a page (1,500 cost about 0.3 s more there)
 
 
 # ---- arrays -------------------------------------------------------------------------------------
