@@ -157,10 +157,11 @@ def test_gallery_trains_a_scenario_live_and_shows_the_same_figure():
     while time.monotonic() < end:
         at.run()
         assert not at.exception and not errors(at), errors(at)
-        if any("Live re-run" in c.value for c in at.caption):
+        if animations(at):  # drawn once the live runs finish
             break
         time.sleep(1.0)
     (anim,) = animations(at)
+    assert any(c.value.endswith("live re-run on this machine, seed 0") for c in at.caption)
     assert len(anim["frames"]) == 21
     # the validation pick of the run with a validation split, measured live
     assert "step" in at.dataframe[0].value["validation pick"].tolist()[1]
