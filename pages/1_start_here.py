@@ -31,8 +31,12 @@ layout.page_header(
     "GFT moves a pretrained flow to new data by regressing onto the blend (1 − λ)·target + λ·f_pre, λ = τ / (1 + τ), "
     "while lowering the temperature τ to 0. Pick a question: each opens at once from shipped results.",
 )
+slot = job_slot()
+params = slot.params_for(OWNER)
+demo_view = slot.for_page(OWNER).view() if slot.for_page(OWNER) is not None else None
+demo_done = demo_view is not None and demo_view.state in ("done", "stopped") and bool(params)
 with layout.key_controls():
-    gallery.cards()
+    gallery.cards(compact=demo_done)  # a finished demo's animation takes the room of the cards' pictures
 figure_block = layout.main_figure()  # the opened scenario, or else the one-click demo
 
 with st.expander("Why the blend: the derivation in five lines"):
@@ -92,7 +96,7 @@ def demo_result(run) -> bool:
     if not run.frames:
         return False
     anim = w.memo(OWNER, "anim", params["token"], lambda: figures.trajectory_animation(
-        run.frames, params["pre_cloud"], params["target_cloud"], schedule=w.schedule_curve(DEMO), height=layout.FIGURE_HEIGHT - 60),
+        run.frames, params["pre_cloud"], params["target_cloud"], schedule=w.schedule_curve(DEMO), height=layout.FIGURE_HEIGHT - 120),
         spinner="Building the animation ...")
     shown_after = w.memo(OWNER, "shown_after", params["token"], lambda: w.elapsed_since_start(params))
     left, right = figure_block.columns([3, 2])
@@ -113,14 +117,9 @@ def demo_result(run) -> bool:
     return True
 
 
-slot = job_slot()
-params = slot.params_for(OWNER)
 if not gallery.is_open():
-    job = slot.for_page(OWNER)
-    view = job.view() if job is not None else None
-    finished = view is not None and view.state in ("done", "stopped") and bool(params)
-    if not (finished and demo_result(view.run(RUN))):
-        if finished:
+    if not (demo_done and demo_result(demo_view.run(RUN))):
+        if demo_done:
             figure_block.warning("The demo was stopped before its first snapshot.")
         left, right = figure_block.columns([3, 2])
         left.plotly_chart(intro_figure(base.key, base.payload), key="start_intro")

@@ -69,18 +69,18 @@ def schedules(sc: Scenario) -> dict:
     return {run.name: w.schedule_curve(sc.config_of(run)) for run in sc.runs}
 
 
-def cards() -> None:
+def cards(compact: bool = False) -> None:
     """One card per scenario: its title, its question, a picture of how its runs end, and Open.
 
-    Once a scenario is open the cards shrink to one row of buttons, so the opened animation, its
-    controls and its explanation fit one screen.
+    Once a scenario is open (or with ``compact``, e.g. while the page shows a finished demo) the cards
+    shrink to one row of buttons, so the animation, its controls and its explanation fit one screen.
     """
     current = st.session_state.get(OPEN)
     cols = st.columns(len(SCENARIOS))
     for col, sc in zip(cols, SCENARIOS):
         # on_click, not "if button: ...; st.rerun()": the callback runs before the script, so a click costs one
         # rerun instead of two (the first animation is on screen a rerun sooner).
-        if current is not None:
+        if current is not None or compact:
             col.button(sc.title, key=f"open_{sc.key}", type="primary" if current == sc.key else "secondary", width="stretch",
                        help=sc.question, on_click=_open, args=(sc.key,))
             continue
