@@ -50,6 +50,7 @@ targets = row[1].multiselect(
     help=f"presets by name; {', '.join(repr(o) for o in OWN)} make a stage of your own target, drawn or uploaded below the figure",
 )
 steps = int(row[2].number_input("Steps per stage", 10, 20_000, page_defaults().chain_steps, 50, key="ch_steps", bind="query-params"))
+every = max(1, steps // 10)  # a snapshot (and the Step button's stride) every tenth of a stage
 seed = int(row[3].number_input("Seed", 0, 2**31 - 1, 0, 1, key="ch_seed", bind="query-params",
                                help="the same seed for both chains: the same noise, batches and initial weights"))
 
@@ -76,13 +77,11 @@ with what_box:
 
 
 def configs() -> dict[str, TrainConfig]:
-    every = max(1, steps // 10)
     common = dict(steps=steps, batch=batch, lr=lr, seed=seed, coupling=coupling, sinkhorn_reg=reg, callback_every=every, final_fraction=0.2)
     return {"gft": TrainConfig(method="gft", schedule=schedule, **common), "standard": TrainConfig(method="standard", **common)}
 
 
 def monitor() -> Monitor:
-    every = max(1, steps // 10)
     return Monitor(eval_every=every * 2, eval_points=300, particles=300, trajectory_steps=16)
 
 
@@ -114,7 +113,7 @@ def start(paused: bool) -> bool:
 
 
 with start_box:
-    w.job_controls(OWNER, start, step_size=max(1, steps // 10))
+    w.job_controls(OWNER, start, step_size=every)
 job = job_slot().for_page(OWNER)
 params = job_slot().params_for(OWNER)
 view = job.view() if job is not None else None

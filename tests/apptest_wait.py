@@ -17,3 +17,12 @@ def wait_for_results(at, heading: str = "Take it away", timeout: float = RESULTS
             return at
         time.sleep(0.5)
     raise AssertionError(f"no results within {timeout:.0f} s; errors: {[e.value for e in at.error]}")
+
+
+def drop_leftover_run(at, owner: str):
+    """Reset the run an earlier test left on ``owner``'s page (one job history per test process), so the page
+    shows its fresh state; ``at`` must have run once."""
+    reset = at.button(key=f"{owner}_reset")
+    if not reset.disabled:
+        reset.click().run()
+    return at

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from apptest_wait import wait_for_results
+from apptest_wait import drop_leftover_run, wait_for_results
 from streamlit.testing.v1 import AppTest
 
 from gft.app.resources import PREVIEW_POINTS
@@ -66,8 +66,7 @@ def test_the_last_stage_can_be_a_drawing_and_the_chain_trains_on_it():
     at.query_params["ch_targets"] = ["8gaussians", "circles", "your drawing"]
     at.query_params["ch_draw"] = drawing.encode()  # the drawing comes from the link, as a shared URL would bring it
     at.run()
-    if not at.button(key="chains_reset").disabled:  # an earlier test's chain can still be this page's run (one session in the suite)
-        at.button(key="chains_reset").click().run()
+    drop_leftover_run(at, "chains")
     assert not at.exception and not at.error, ([e.value for e in at.exception], [e.value for e in at.error])
     assert at.multiselect(key="ch_targets").value == ["8gaussians", "circles", "your drawing"]
     # The preview's last panel is stage 3, and its points are the drawn cloud (the page's default 2000 points, spread 0.15).

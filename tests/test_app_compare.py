@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from apptest_wait import drop_leftover_run
 from streamlit.testing.v1 import AppTest
 
 from gft.app import evaluation_task
@@ -110,9 +111,7 @@ def test_couplings_train_on_a_drawn_target_and_measure_w2_against_it(monkeypatch
     text = drawing.encode()
     at = _app(COUPLINGS_PAGE, cmp_src="drawing", cmp_draw=text, cmp_draw_n="400", cmp_draw_spread="0.1",
               steps="20", batch="64", reg="5.0", seed="2")
-    reset = at.button(key="compare_couplings_reset")
-    if not reset.disabled:  # an earlier test's run is still this page's run (one job history per process)
-        reset.click().run()
+    drop_leftover_run(at, "compare_couplings")
     assert not at.error, [e.value for e in at.error]
     drawn = drawing.points(400, 0.1, seed=0)  # what the picker makes of the strokes
     spec = cmp.points_spec(drawn)  # named by its content: the page's spec for the same points

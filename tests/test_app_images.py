@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from apptest_wait import wait_for_results
+from apptest_wait import drop_leftover_run, wait_for_results
 from streamlit.testing.v1 import AppTest
 
 from gft.app.downloads import metrics_csv
@@ -165,8 +165,7 @@ def test_target_preview_shows_every_target_class():
 
     at = page().run()  # new classes: digits 5-9, 25 digits in the grid
     assert not at.exception, [e.value for e in at.exception]
-    if not at.button(key="images_reset").disabled:  # an earlier test's run can still be this page's (one job history per process)
-        at.button(key="images_reset").click().run()  # the preview shows until a run's results take its place
+    drop_leftover_run(at, "images")  # the preview shows until a run's results take its place
     specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     (preview,) = [s for s in specs if any("target:" in a.get("text", "") for a in s["layout"].get("annotations", []))]
     grid = _decode(preview["data"][1]["z"])

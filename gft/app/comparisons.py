@@ -26,6 +26,7 @@ from typing import Callable
 
 import numpy as np
 
+from gft.app.resources import PREVIEW_POINTS, PREVIEW_SEED
 from gft.core.couplings import COUPLINGS
 from gft.core.models import FlowModel
 from gft.core.training import TrainConfig, Trainer
@@ -38,7 +39,6 @@ from gft.tasks.variants import VARIANTS, variant
 COMPARED_METHODS = ("gft", "standard", "scratch")  # the default comparison
 LIMITS = (8, 16, 64, 256)  # the few-data choices a page offers (None: the whole pool)
 TARGETS_DIR = Path(tempfile.gettempdir()) / "gft_targets"  # session-held targets, as files every run can read
-CLOUD_POINTS, CLOUD_SEED = 1500, 123_457  # the target drawn under samples (the app's preview size and seed)
 
 
 # ---- the target ----------------------------------------------------------------------------
@@ -78,15 +78,15 @@ def points_spec(points: np.ndarray, folder: Path | None = None) -> str:
     return f"file:{path}"
 
 
-def target_cloud(target: str, n: int = CLOUD_POINTS) -> np.ndarray:
+def target_cloud(target: str, n: int = PREVIEW_POINTS) -> np.ndarray:
     """Up to ``n`` points of ``target`` to draw under samples: draws of a preset, or the file's set (a seeded subset)."""
     spec = DataSpec(target)
     if not spec.is_file:
-        return sample_distribution(target, n, CLOUD_SEED).numpy()
+        return sample_distribution(target, n, PREVIEW_SEED).numpy()
     pts = spec.points(0, 0).numpy()
     if len(pts) <= n:
         return pts
-    return pts[np.sort(np.random.default_rng(CLOUD_SEED).choice(len(pts), n, replace=False))]
+    return pts[np.sort(np.random.default_rng(PREVIEW_SEED).choice(len(pts), n, replace=False))]
 
 
 # ---- the runs ------------------------------------------------------------------------------
