@@ -20,7 +20,6 @@ from gft.viz import compare as compare_figs
 from gft.viz.chains import chain_preview_figure, forgetting_figure
 
 OWNER = "chains"
-RUNS = ("gft", "standard")
 DEFAULT_TARGETS = ["8gaussians", "circles", "checkerboard"]
 # Stages of your own, picked in the same list as the presets (so they can sit anywhere in the chain); each
 # at most once, given below the figure. Plain names: the bound multiselect puts them in the URL as shown.
